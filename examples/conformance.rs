@@ -1,0 +1,60 @@
+//! Conformance runs on third-party test vectors that are not part of this repository
+//! (`../shared/testdata`). `scripts/test` runs this when that directory is present:
+//!
+//!     cargo run --example conformance -- ../shared/testdata
+//!
+//! Each suite prints `SUITE: N passed, M failed`. Suites so far:
+//! - postfix-helo/valid_hostname: Hearth's HELO-name syntax against Postfix's valid_hostname().
+
+use std::path::Path;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let dir = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "../shared/testdata".into());
+    let dir = Path::new(&dir);
+    let mut all_ok = true;
+    all_ok &= postfix_valid_hostname(dir);
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Parses Postfix's `valid_hostname.ref`: a name is valid when no `valid_hostname:` warning
+/// follows its `testing:` line.
+fn postfix_valid_hostname(dir: &Path) -> bool {
+    let path = dir.join("postfix-helo/valid_hostname.ref");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        println!(
+            "postfix-valid_hostname: skipped ({} not found)",
+            path.display()
+        );
+        return true;
+    };
+    let mut cases: Vec<(String, bool)> = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.split_once("testing: \"").map(|(_, r)| r) {
+            let name = rest.strip_suffix('"').unwrap_or(rest);
+            cases.push((name.to_owned(), true));
+        } else if line.contains("warning: valid_hostname:")
+            && let Some(last) = cases.last_mut()
+        {
+            last.1 = false;
+        }
+    }
+    let (mut passed, mut failed) = (0, 0);
+    for (name, want_valid) in &cases {
+        let got = hearth::domain::valid_hostname(name);
+        if got.is_ok() == *want_valid {
+            passed += 1;
+        } else {
+            failed += 1;
+            println!("  mismatch: {name:?}: postfix valid={want_valid}, hearth={got:?}");
+        }
+    }
+    println!("postfix-valid_hostname: {passed} passed, {failed} failed");
+    failed == 0
+}

@@ -1,0 +1,304 @@
+//! Configuration: a TOML file, then `HEARTH_SECTION__KEY` environment overrides, parsed into
+//! typed values. Every problem is reported with the file, the key and what was expected.
+//!
+//! Defaults (documented here and in `config/hearth.toml`):
+//! - `server.bind` = `127.0.0.1:8080`; a non-loopback bind requires `server.api_token`.
+//! - `server.data_dir` = `./data`; `server.database_url` = `sqlite://<data_dir>/hearth.db`.
+//! - `dns.timeout_ms` = 2000, `dns.attempts` = 2, `dns.nameservers` = the system's.
+//! - TLS mode `starttls` (required, never downgraded); ports 587 (SMTP STARTTLS), 465 (SMTP
+//!   implicit), 143 (IMAP STARTTLS), 993 (IMAP implicit); `tls = "none"` only for loopback hosts.
+//! - `warmup.mark_header` = `X-Hearth-Mark`, `warmup.missing_after_minutes` = 120,
+//!   `warmup.scan_interval_secs` = 60.
+
+pub mod raw;
+mod validate;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+
+use crate::domain::{DomainName, EmailAddress, HeloName, Provider, TlsMode, WarmupPlan};
+
+pub use raw::{RawConn, RawFolders, RawSeed};
+pub use validate::{ConfigProblem, guess_provider, validate_seed};
+
+/// Environment variable naming the config file when `--config` is not given.
+pub const CONFIG_ENV: &str = "HEARTH_CONFIG";
+/// Prefix of environment overrides: `HEARTH_SERVER__BIND=0.0.0.0:8080` sets `server.bind`.
+pub const ENV_PREFIX: &str = "HEARTH_";
+
+#[derive(Debug)]
+pub struct Config {
+    /// The file this was read from, if any.
+    pub path: Option<PathBuf>,
+    pub server: ServerConfig,
+    pub log: LogConfig,
+    pub dns: DnsConfig,
+    pub warmup: WarmupConfig,
+    pub senders: Vec<SenderConfig>,
+    pub seeds: Vec<SeedConfig>,
+    pub campaigns: Vec<CampaignConfig>,
+}
+
+#[derive(Debug)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    pub database_url: DatabaseUrl,
+    pub data_dir: PathBuf,
+    pub api_token: Option<SecretString>,
+    /// Passphrase for sealing stored secrets; nodes sharing a database must share it.
+    /// Without it, a random key is kept in `<data_dir>/secret.key`.
+    pub secret_key: Option<SecretString>,
+    /// Name of this node in leases; defaults to host name + process id.
+    pub node_id: Option<String>,
+}
+
+/// A database URL. Its `Display` hides any password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_sqlite(&self) -> bool {
+        self.0.starts_with("sqlite:")
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
+}
+
+/// Replaces the password of `scheme://user:password@host` with `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing `EnvFilter` directive; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DnsConfig {
+    /// Empty means the system's resolvers.
+    pub nameservers: Vec<SocketAddr>,
+    pub timeout_ms: u64,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct WarmupConfig {
+    pub mark_header: String,
+    pub missing_after_minutes: u64,
+    pub scan_interval_secs: u64,
+}
+
+/// Where a secret comes from, as configured. Inline values stay wrapped.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    Inline(SecretString),
+    Env(String),
+    File(PathBuf),
+}
+
+/// A server to log into, as configured.
+#[derive(Debug, Clone)]
+pub struct ConnConfig {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub ca_file: Option<PathBuf>,
+    pub username: String,
+    pub password: Option<SecretSource>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DkimConfig {
+    pub domain: DomainName,
+    pub selector: String,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct SenderConfig {
+    pub name: String,
+    pub address: EmailAddress,
+    pub display_name: Option<String>,
+    pub helo: HeloName,
+    pub ips: Vec<IpAddr>,
+    pub smtp: ConnConfig,
+    pub dkim: Option<DkimConfig>,
+    pub imap: Option<ConnConfig>,
+}
+
+/// Folder-name overrides for a seed; `None` means discover (SPECIAL-USE, then provider names).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FolderOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbox: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spam: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SeedConfig {
+    pub address: EmailAddress,
+    pub provider: Provider,
+    pub imap: ConnConfig,
+    pub smtp: Option<ConnConfig>,
+    pub folders: FolderOverrides,
+}
+
+#[derive(Debug, Clone)]
+pub struct CampaignConfig {
+    pub name: String,
+    pub sender: String,
+    /// Seed addresses; `None` means every active seed.
+    pub seeds: Option<Vec<EmailAddress>>,
+    pub auto_resume: bool,
+    pub plan: WarmupPlan,
+}
+
+/// Why a configuration could not be loaded. Its `Display` lists every problem, one a line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{}", format_problems(.path, .problems))]
+    Invalid {
+        path: String,
+        problems: Vec<ConfigProblem>,
+    },
+}
+
+fn format_problems(path: &str, problems: &[ConfigProblem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("{path}: {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Config {
+    /// Reads `path` (or no file: all defaults), applies environment overrides, validates.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
+                Self::from_toml(&text, Some(p), &env)
+            }
+            None => Self::from_toml("", None, &env),
+        }
+    }
+
+    /// Parses config text. `env` is passed in so tests need not touch the process environment.
+    pub fn from_toml(
+        text: &str,
+        path: Option<&Path>,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let shown = path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "<defaults>".to_owned());
+        let mut value: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: shown.clone(),
+                    message: syntax_message(text, &e),
+                })?;
+        validate::apply_env_overrides(&mut value, env).map_err(|problems| {
+            ConfigError::Invalid {
+                path: shown.clone(),
+                problems,
+            }
+        })?;
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(toml::Value::Table(value))
+            .map_err(|e| {
+                let key = e.path().to_string();
+                ConfigError::Invalid {
+                    path: shown.clone(),
+                    problems: vec![ConfigProblem::new(key, e.into_inner().to_string())],
+                }
+            })?;
+        let base = path.and_then(Path::parent).unwrap_or(Path::new(""));
+        validate::validate(raw, base)
+            .map(|mut c| {
+                c.path = path.map(Path::to_owned);
+                c
+            })
+            .map_err(|problems| ConfigError::Invalid {
+                path: shown,
+                problems,
+            })
+    }
+
+    pub fn sender(&self, name: &str) -> Option<&SenderConfig> {
+        self.senders.iter().find(|s| s.name == name)
+    }
+
+    pub fn campaign(&self, name: &str) -> Option<&CampaignConfig> {
+        self.campaigns.iter().find(|c| c.name == name)
+    }
+}
+
+fn syntax_message(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().to_owned();
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+            format!("line {line}, column {col}: invalid TOML: {msg}")
+        }
+        None => format!("invalid TOML: {msg}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

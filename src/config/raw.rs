@@ -1,0 +1,157 @@
+//! The config file's shape, exactly as written by people. Unknown keys are errors.
+//! Everything here is turned into typed values by `validate.rs`; nothing else reads these.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub log: RawLog,
+    #[serde(default)]
+    pub dns: RawDns,
+    #[serde(default)]
+    pub warmup: RawWarmup,
+    #[serde(default)]
+    pub senders: Vec<RawSender>,
+    #[serde(default)]
+    pub seeds: Vec<RawSeed>,
+    #[serde(default)]
+    pub campaigns: Vec<RawCampaign>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub bind: Option<String>,
+    pub database_url: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub api_token: Option<toml::Value>,
+    pub secret_key: Option<toml::Value>,
+    pub node_id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: Option<String>,
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    pub timeout_ms: Option<u64>,
+    pub attempts: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWarmup {
+    pub mark_header: Option<String>,
+    pub missing_after_minutes: Option<u64>,
+    pub scan_interval_secs: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConn {
+    pub host: String,
+    pub port: Option<u16>,
+    pub tls: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password: Option<toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDkim {
+    pub domain: Option<String>,
+    pub selector: String,
+    pub key_file: PathBuf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSender {
+    pub name: String,
+    pub address: String,
+    pub display_name: Option<String>,
+    pub helo: String,
+    #[serde(default)]
+    pub ips: Vec<String>,
+    pub smtp: RawConn,
+    pub dkim: Option<RawDkim>,
+    pub imap: Option<RawConn>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFolders {
+    pub inbox: Option<String>,
+    pub spam: Option<String>,
+    pub sent: Option<String>,
+    pub warmup: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSeed {
+    pub address: String,
+    pub provider: Option<String>,
+    pub imap: RawConn,
+    pub smtp: Option<RawConn>,
+    pub folders: Option<RawFolders>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWindow {
+    pub days: Option<Vec<String>>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRates {
+    pub open: Option<f64>,
+    pub star: Option<f64>,
+    pub important: Option<f64>,
+    pub rescue: Option<f64>,
+    pub reply: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlan {
+    pub start_per_day: Option<u32>,
+    pub increase_per_day: Option<u32>,
+    pub increase_percent: Option<f64>,
+    pub max_per_day: Option<u32>,
+    pub maintenance_per_day: Option<u32>,
+    pub variance_percent: Option<u32>,
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub window: RawWindow,
+    #[serde(default)]
+    pub rates: RawRates,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCampaign {
+    pub name: String,
+    pub sender: String,
+    pub seeds: Option<Vec<String>>,
+    pub auto_resume: Option<bool>,
+    #[serde(default)]
+    pub plan: RawPlan,
+}

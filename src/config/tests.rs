@@ -1,0 +1,206 @@
+//! Bad configs each give one precise message naming the key and what was expected.
+
+use super::*;
+
+const GOOD: &str = r#"
+[server]
+bind = "127.0.0.1:0"
+database_url = "sqlite::memory:"
+
+[[senders]]
+name = "main"
+address = "hello@sender.test"
+helo = "mta1.sender.test"
+ips = ["192.0.2.10"]
+smtp = { host = "127.0.0.1", port = 5587, password = "pw" }
+
+[[seeds]]
+address = "seed1@gmail.test"
+provider = "gmail"
+imap = { host = "127.0.0.1", port = 1143, password = "pw" }
+
+[[campaigns]]
+name = "warm"
+sender = "main"
+plan = { start_per_day = 2, increase_per_day = 1, max_per_day = 10, timezone = "Europe/Berlin" }
+"#;
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, Some(Path::new("t.toml")), &[])
+}
+
+#[test]
+fn good_config_parses_with_defaults() {
+    let c = load(GOOD).unwrap();
+    assert_eq!(c.senders[0].smtp.tls, crate::domain::TlsMode::Starttls);
+    assert_eq!(c.senders[0].smtp.username, "hello@sender.test");
+    assert_eq!(c.seeds[0].imap.port, 1143);
+    assert_eq!(c.campaigns[0].plan.timezone, chrono_tz::Europe::Berlin);
+    assert_eq!(c.warmup.mark_header, "X-Hearth-Mark");
+    assert!(c.server.database_url.is_sqlite());
+}
+
+#[test]
+fn defaults_without_a_file() {
+    let c = Config::from_toml("", None, &[]).unwrap();
+    assert_eq!(c.server.bind.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.server.database_url.expose(), "sqlite://data/hearth.db");
+}
+
+#[test]
+fn bad_configs() {
+    let cases: &[(&str, &str, &str)] = &[
+        // (replace this, with this, expect this in the message)
+        (
+            "bind = \"127.0.0.1:0\"",
+            "bind = \"nope\"",
+            "t.toml: server.bind: expected IP:PORT",
+        ),
+        (
+            "bind = \"127.0.0.1:0\"",
+            "bind = \"0.0.0.0:8080\"",
+            "server.api_token: required when server.bind (0.0.0.0:8080) is not a loopback address",
+        ),
+        (
+            "database_url = \"sqlite::memory:\"",
+            "database_url = \"mysql://x\"",
+            "server.database_url: expected sqlite://PATH",
+        ),
+        ("[server]", "[server]\ncolour = 1", "unknown field `colour`"),
+        (
+            "helo = \"mta1.sender.test\"",
+            "helo = \"localhost\"",
+            "senders[0].helo: \"localhost\" is 'localhost'",
+        ),
+        (
+            "helo = \"mta1.sender.test\"",
+            "helo = \"192.0.2.1\"",
+            "senders[0].helo: \"192.0.2.1\" is an IP address literal",
+        ),
+        (
+            "address = \"hello@sender.test\"",
+            "address = \"hello\"",
+            "senders[0].address: \"hello\" has no '@'",
+        ),
+        (
+            "ips = [\"192.0.2.10\"]",
+            "ips = [\"192.0.2.300\"]",
+            "senders[0].ips[0]: \"192.0.2.300\" is not an IP address",
+        ),
+        ("port = 5587", "port = 70000", "senders[0].smtp.port"),
+        (
+            "port = 5587,",
+            "port = 5587, tls = \"maybe\",",
+            "senders[0].smtp.tls: unknown tls mode \"maybe\" (expected one of: implicit, starttls, none)",
+        ),
+        (
+            "smtp = { host = \"127.0.0.1\"",
+            "smtp = { host = \"smtp.example.com\", tls = \"none\"",
+            "senders[0].smtp.tls: \"none\" (plain text) is only allowed for loopback hosts",
+        ),
+        (
+            "password = \"pw\" }\n\n[[seeds]]",
+            "password = { env = \"HEARTH_TEST_SURELY_UNSET\" } }\n\n[[seeds]]",
+            "senders[0].smtp.password: environment variable HEARTH_TEST_SURELY_UNSET is not set",
+        ),
+        (
+            "password = \"pw\" }\n\n[[seeds]]",
+            "password = { file = \"/nonexistent/pw\" } }\n\n[[seeds]]",
+            "senders[0].smtp.password: cannot read /nonexistent/pw",
+        ),
+        (
+            "password = \"pw\" }\n\n[[seeds]]",
+            "password = { vault = \"x\" } }\n\n[[seeds]]",
+            "expected a string, { env = \"VARIABLE\" } or { file = \"PATH\" }",
+        ),
+        (
+            "provider = \"gmail\"",
+            "provider = \"gmial\"",
+            "seeds[0].provider: unknown provider \"gmial\"",
+        ),
+        (
+            "sender = \"main\"",
+            "sender = \"other\"",
+            "campaigns[0].sender: no sender named \"other\"",
+        ),
+        (
+            "timezone = \"Europe/Berlin\"",
+            "timezone = \"Mars/Base\"",
+            "campaigns[0].plan.timezone: expected an IANA time zone",
+        ),
+        (
+            "max_per_day = 10",
+            "max_per_day = 1",
+            "campaigns[0].plan.max_per_day: expected at least start_per_day (2), got 1",
+        ),
+        (
+            "smtp = { host",
+            "dkim = { selector = \"s1\", key_file = \"/nonexistent/k\" }\nsmtp = { host",
+            "senders[0].dkim.key_file: cannot read /nonexistent/k",
+        ),
+        (
+            "smtp = { host = \"127.0.0.1\", port = 5587",
+            "smtp = { host = \"127.0.0.1\", port = 5587, ca_file = \"/nonexistent/ca.pem\"",
+            "senders[0].smtp.ca_file: cannot read /nonexistent/ca.pem",
+        ),
+    ];
+    for (from, to, want) in cases {
+        assert!(GOOD.contains(from), "fixture lacks {from:?}");
+        let text = GOOD.replacen(from, to, 1);
+        let err = load(&text).expect_err(to).to_string();
+        assert!(
+            err.contains(want),
+            "for {to:?}\n  got:  {err}\n  want: {want}"
+        );
+    }
+}
+
+#[test]
+fn syntax_errors_give_line_and_column() {
+    let err = load("[server]\nbind = \n").unwrap_err().to_string();
+    assert!(err.starts_with("t.toml: line 2, column"), "{err}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = GOOD
+        .replace("helo = \"mta1.sender.test\"", "helo = \"x\"")
+        .replace("provider = \"gmail\"", "provider = \"nope\"");
+    let err = load(&text).unwrap_err().to_string();
+    assert_eq!(err.lines().count(), 2, "{err}");
+}
+
+#[test]
+fn env_overrides() {
+    let env = vec![
+        (
+            "HEARTH_SERVER__BIND".to_owned(),
+            "127.0.0.1:9999".to_owned(),
+        ),
+        (
+            "HEARTH_DNS__NAMESERVERS".to_owned(),
+            "[\"127.0.0.1:5353\"]".to_owned(),
+        ),
+        ("HEARTH_LOG__FORMAT".to_owned(), "json".to_owned()),
+        ("HEARTH_CONFIG".to_owned(), "ignored.toml".to_owned()),
+    ];
+    let c = Config::from_toml(GOOD, Some(Path::new("t.toml")), &env).unwrap();
+    assert_eq!(c.server.bind.port(), 9999);
+    assert_eq!(c.dns.nameservers[0].port(), 5353);
+    assert_eq!(c.log.format, LogFormat::Json);
+    let bad = vec![("HEARTH_SERVER__BIND".to_owned(), "x".to_owned())];
+    let err = Config::from_toml(GOOD, Some(Path::new("t.toml")), &bad).unwrap_err();
+    assert!(err.to_string().contains("server.bind"), "{err}");
+}
+
+#[test]
+fn secrets_never_print() {
+    let c = load(GOOD).unwrap();
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("\"pw\""), "{dbg}");
+    assert_eq!(
+        redact_url("postgres://hearth:s3cret@db:5432/hearth"),
+        "postgres://hearth:***@db:5432/hearth"
+    );
+    assert!(!format!("{}", DatabaseUrl("postgres://u:s3cret@h/d".into())).contains("s3cret"));
+}

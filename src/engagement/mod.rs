@@ -1,0 +1,7 @@
+//! Seed-inbox workers: log into each seed over IMAP, find Hearth's mail, record placement.
+//! Only this module (and preflight) speaks IMAP.
+
+pub mod folders;
+pub mod headers;
+pub mod imap;
+pub mod scan;

@@ -1,0 +1,212 @@
+//! One scan of one seed inbox: find Hearth's marked mail that arrived since the last scan in
+//! every folder worth looking at, and write each message's placement to the ledger once.
+
+use std::time::Duration;
+
+use futures::TryStreamExt as _;
+
+use super::folders::{self, FolderMap};
+use super::headers;
+use super::imap::{self, ImapError, Session};
+use crate::config::FolderOverrides;
+use crate::domain::{OutboxStatus, Placement, SeedStatus};
+use crate::startup::App;
+use crate::store::{self, ledger::NewPlacement, seeds::SeedRow};
+
+const IMAP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What one scan found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Marked messages seen in this scan (genuine mark, known Message-ID).
+    pub found: usize,
+    /// Of those, the ones new to the ledger.
+    pub recorded: usize,
+    /// Messages carrying the mark header whose mark did not verify: ignored.
+    pub forged: usize,
+    pub folders: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error(transparent)]
+    Imap(#[from] ImapError),
+    #[error("cannot read the seed's password: {0}")]
+    Secret(#[from] crate::secrets::SecretError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+}
+
+impl ScanError {
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ScanError::Imap(e) => e.is_transient(),
+            ScanError::Secret(_) => false,
+            ScanError::Store(e) => e.is_transient(),
+        }
+    }
+}
+
+/// Logs into the seed, scans it, logs out. A refused login marks the seed `broken` with the
+/// server's reason; a later successful login marks it `active` again.
+pub async fn scan_seed(app: &App, seed: &SeedRow) -> Result<ScanReport, ScanError> {
+    let pool = app.store.pool();
+    let password = seed.record.imap.secret.resolve(&app.key)?;
+    let mut session = match imap::connect(&seed.record.imap, &password, IMAP_TIMEOUT).await {
+        Ok(s) => s,
+        Err(e) => {
+            if let ImapError::Login { .. } = &e {
+                let reason = e.to_string();
+                store::seeds::set_status(
+                    pool,
+                    seed.id,
+                    SeedStatus::Broken,
+                    Some(&reason),
+                    app.clock.now(),
+                )
+                .await?;
+            }
+            return Err(e.into());
+        }
+    };
+    if seed.status == SeedStatus::Broken {
+        store::seeds::set_status(pool, seed.id, SeedStatus::Active, None, app.clock.now()).await?;
+    }
+    let result = scan_session(app, seed, &mut session).await;
+    let _ = session.logout().await;
+    result
+}
+
+/// Discovers the folders of an open session.
+pub async fn discover_folders(
+    session: &mut Session,
+    seed: &SeedRow,
+) -> Result<FolderMap, ImapError> {
+    let names: Vec<_> = session
+        .list(Some(""), Some("*"))
+        .await?
+        .try_collect()
+        .await?;
+    let listed: Vec<_> = names.iter().map(folders::from_imap).collect();
+    let overrides: FolderOverrides = serde_json::from_str(&seed.record.folders).unwrap_or_default();
+    Ok(folders::discover(&listed, seed.record.provider, &overrides))
+}
+
+async fn scan_session(
+    app: &App,
+    seed: &SeedRow,
+    session: &mut Session,
+) -> Result<ScanReport, ScanError> {
+    let map = discover_folders(session, seed).await?;
+    let mut report = ScanReport::default();
+    for (folder, class) in &map.scan {
+        scan_folder(app, seed, session, folder, *class, &mut report).await?;
+        report.folders.push(folder.clone());
+    }
+    Ok(report)
+}
+
+async fn scan_folder(
+    app: &App,
+    seed: &SeedRow,
+    session: &mut Session,
+    folder: &str,
+    class: Placement,
+    report: &mut ScanReport,
+) -> Result<(), ScanError> {
+    let pool = app.store.pool();
+    let mailbox = session.select(folder).await.map_err(ImapError::from)?;
+    let uidvalidity = i64::from(mailbox.uid_validity.unwrap_or(0));
+    let cursor = store::cursors::get(pool, seed.id, folder).await?;
+    // A new UIDVALIDITY means the folder was rebuilt: every UID is new again.
+    let after = cursor
+        .filter(|c| c.uidvalidity == uidvalidity)
+        .map(|c| c.last_uid)
+        .unwrap_or(0);
+    let uid_next = mailbox.uid_next.map(i64::from);
+    if mailbox.exists == 0 {
+        store::cursors::set(pool, seed.id, folder, uidvalidity, after, app.clock.now()).await?;
+        return Ok(());
+    }
+    let query = format!("UID {}:* HEADER {} \"\"", after + 1, app.marker.header());
+    let mut uids: Vec<u32> = session
+        .uid_search(&query)
+        .await
+        .map_err(ImapError::from)?
+        .into_iter()
+        .filter(|u| i64::from(*u) > after)
+        .collect();
+    uids.sort_unstable();
+    let mut high = uids.last().map(|u| i64::from(*u)).unwrap_or(after);
+    if let Some(next) = uid_next {
+        // Everything below UIDNEXT at SELECT time has been searched.
+        high = high.max(next - 1);
+    }
+    if !uids.is_empty() {
+        let set = uids
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let fetches: Vec<_> = session
+            .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[HEADER])")
+            .await
+            .map_err(ImapError::from)?
+            .try_collect()
+            .await
+            .map_err(ImapError::from)?;
+        for f in &fetches {
+            let Some(raw) = f.header() else { continue };
+            let seen = headers::parse(raw, app.marker.header());
+            let (Some(message_id), Some(mark)) = (&seen.message_id, &seen.mark) else {
+                continue;
+            };
+            if !app.marker.verify(message_id, mark) {
+                report.forged += 1;
+                continue;
+            }
+            let Some(sent) = store::outbox::get_by_message_id(pool, message_id).await? else {
+                continue;
+            };
+            if sent.seed_id != seed.id {
+                continue;
+            }
+            report.found += 1;
+            let now = app.clock.now();
+            let arrived = f.internal_date().map(|d| d.timestamp()).unwrap_or(now);
+            let sent_at = sent.sent_at.unwrap_or(sent.run_at);
+            let verdicts = seen
+                .auth_results
+                .first()
+                .map(|v| headers::auth_verdicts(v))
+                .unwrap_or_default();
+            let placement = NewPlacement {
+                outbox_id: sent.id,
+                seed_id: seed.id,
+                message_id: message_id.clone(),
+                placement: class,
+                folder: Some(folder.to_owned()),
+                provider: seed.record.provider,
+                seen_at: Some(now),
+                latency_secs: Some((arrived - sent_at).max(0)),
+                auth_spf: verdicts.spf,
+                auth_dkim: verdicts.dkim,
+                auth_dmarc: verdicts.dmarc,
+                auth_results: (!seen.auth_results.is_empty()).then(|| seen.auth_results.join("\n")),
+                imap_uidvalidity: Some(uidvalidity),
+                imap_uid: f.uid.map(i64::from),
+            };
+            if store::ledger::record(pool, &placement, now).await? {
+                report.recorded += 1;
+                tracing::info!(seed = %seed.record.address, %message_id, placement = %class, folder, "placement recorded");
+            }
+            // A message seen before its send was confirmed (a crash between SMTP and the
+            // database) is proof that it was sent.
+            if sent.status == OutboxStatus::Sending {
+                tracing::info!(%message_id, "found in the seed inbox while marked sending");
+            }
+        }
+    }
+    store::cursors::set(pool, seed.id, folder, uidvalidity, high, app.clock.now()).await?;
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! Human-looking warm-up content from a small built-in corpus. No links, images or tracking.
+
+use rand::RngExt as _;
+use rand::seq::IndexedRandom as _;
+
+const SUBJECTS: &[&str] = &[
+    "Quick question about {topic}",
+    "Following up on {topic}",
+    "Thoughts on {topic}?",
+    "Notes from this week: {topic}",
+    "Re-checking the {topic} plan",
+    "{topic} — a small update",
+    "Can we talk about {topic}?",
+    "Idea for {topic}",
+];
+
+const TOPICS: &[&str] = &[
+    "the quarterly review",
+    "next week's offsite",
+    "the onboarding checklist",
+    "our reading list",
+    "the garden project",
+    "the team lunch",
+    "the budget draft",
+    "the new schedule",
+    "the product roadmap",
+    "Friday's workshop",
+];
+
+const OPENINGS: &[&str] = &[
+    "Hi {name},",
+    "Hello {name},",
+    "Hey {name},",
+    "Good morning {name},",
+];
+
+const PARAGRAPHS: &[&str] = &[
+    "I went through the notes again and I think we are close. There are two open points left, and both look easy to settle once we have a few minutes together.",
+    "Thanks again for the help last time. It made a real difference, and the rest of the group noticed it too.",
+    "I have been thinking about the timeline. If we move the first step a little earlier, the rest falls into place without any rush at the end.",
+    "Would Tuesday or Wednesday afternoon work for a short call? Half an hour should be plenty.",
+    "I put together a short summary so we have everything in one place. Let me know if I missed something important.",
+    "No rush on this one. Whenever you get a moment is fine, I just did not want it to slip through the cracks.",
+    "The first draft is done. It is rough in places, but the structure is there and the main ideas hold up.",
+    "One more thing: the room we used last time is free again next month, if we want it.",
+];
+
+const CLOSINGS: &[&str] = &["Best,", "Thanks,", "Cheers,", "Talk soon,", "Kind regards,"];
+
+/// One generated message body.
+#[derive(Debug, Clone)]
+pub struct Content {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+/// Generates a subject and a plain-text body with a matching HTML alternative.
+pub fn generate(recipient_name: &str, sender_name: &str) -> Content {
+    let mut rng = rand::rng();
+    let topic = TOPICS.choose(&mut rng).copied().unwrap_or("the plan");
+    let subject = SUBJECTS
+        .choose(&mut rng)
+        .copied()
+        .unwrap_or("{topic}")
+        .replace("{topic}", topic);
+    let opening = OPENINGS
+        .choose(&mut rng)
+        .copied()
+        .unwrap_or("Hi {name},")
+        .replace("{name}", recipient_name);
+    let count = rng.random_range(2..=3);
+    let paragraphs: Vec<&str> = PARAGRAPHS.sample(&mut rng, count).copied().collect();
+    let closing = CLOSINGS.choose(&mut rng).copied().unwrap_or("Best,");
+    let mut text = format!("{opening}\n\n");
+    for p in &paragraphs {
+        text.push_str(p);
+        text.push_str("\n\n");
+    }
+    text.push_str(&format!("{closing}\n{sender_name}\n"));
+    let mut html = format!("<p>{}</p>\n", escape(&opening));
+    for p in &paragraphs {
+        html.push_str(&format!("<p>{}</p>\n", escape(p)));
+    }
+    html.push_str(&format!(
+        "<p>{}<br>{}</p>\n",
+        escape(closing),
+        escape(sender_name)
+    ));
+    Content {
+        subject,
+        text,
+        html,
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A friendly first name from an address's local part (`ann.lee` → `Ann`).
+pub fn name_from_local(local: &str) -> String {
+    let first = local
+        .split(['.', '_', '-', '+'])
+        .next()
+        .unwrap_or(local)
+        .trim_end_matches(|c: char| c.is_ascii_digit());
+    let mut chars = first.chars();
+    match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => "there".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_has_no_links_and_escapes_html() {
+        for _ in 0..50 {
+            let c = generate("<Ann>", "Bo");
+            assert!(!c.text.contains("http") && !c.html.contains("href"));
+            assert!(c.html.contains("&lt;Ann&gt;"));
+            assert!(!c.subject.contains('{'));
+        }
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(name_from_local("ann.lee"), "Ann");
+        assert_eq!(name_from_local("seed1"), "Seed");
+        assert_eq!(name_from_local("123"), "there");
+    }
+}

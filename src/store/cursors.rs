@@ -1,0 +1,64 @@
+//! IMAP cursors: how far each seed folder has been read (UIDVALIDITY + highest UID seen).
+
+use sqlx::{Any, Executor};
+
+use super::StoreError;
+use super::row;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImapCursor {
+    pub uidvalidity: i64,
+    pub last_uid: i64,
+    pub updated_at: i64,
+}
+
+pub async fn get<'c, E>(ex: E, seed_id: i64, folder: &str) -> Result<Option<ImapCursor>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    sqlx::query(
+        "SELECT uidvalidity, last_uid, updated_at FROM imap_cursors \
+         WHERE seed_id = $1 AND folder = $2",
+    )
+    .bind(seed_id)
+    .bind(folder)
+    .fetch_optional(ex)
+    .await?
+    .map(|r| {
+        Ok(ImapCursor {
+            uidvalidity: row::int(&r, "uidvalidity")?,
+            last_uid: row::int(&r, "last_uid")?,
+            updated_at: row::int(&r, "updated_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// Stores the cursor of (seed, folder), replacing the previous one.
+pub async fn set<'c, E>(
+    ex: E,
+    seed_id: i64,
+    folder: &str,
+    uidvalidity: i64,
+    last_uid: i64,
+    now: i64,
+) -> Result<(), StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    sqlx::query(
+        "INSERT INTO imap_cursors (seed_id, folder, uidvalidity, last_uid, updated_at) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (seed_id, folder) DO UPDATE SET \
+           uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, \
+           updated_at = excluded.updated_at",
+    )
+    .bind(seed_id)
+    .bind(folder)
+    .bind(uidvalidity)
+    .bind(last_uid)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(())
+}

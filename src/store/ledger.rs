@@ -1,0 +1,209 @@
+//! The placement ledger: where each sent message landed, recorded once per message.
+//!
+//! The first sighting wins. `outbox_id` and `message_id` are both UNIQUE, so recording the
+//! same message again (another worker, a retry, a second folder scan) is a no-op and the
+//! reports never count a message twice.
+
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor};
+
+use crate::domain::{OutboxStatus, Placement, Provider, SendKind};
+
+use super::StoreError;
+use super::row;
+use super::seeds::SeedRow;
+
+const TABLE: &str = "placements";
+
+/// One message's placement, as found in the seed's mailbox (or not found).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewPlacement {
+    pub outbox_id: i64,
+    pub seed_id: i64,
+    pub message_id: String,
+    pub placement: Placement,
+    /// Folder the message was found in (`None` when missing).
+    pub folder: Option<String>,
+    pub provider: Provider,
+    /// When it was seen (`None` when missing).
+    pub seen_at: Option<i64>,
+    /// Seconds from sending to being seen.
+    pub latency_secs: Option<i64>,
+    /// Authentication results as the receiver reported them (`pass`, `softfail`, …).
+    pub auth_spf: Option<String>,
+    pub auth_dkim: Option<String>,
+    pub auth_dmarc: Option<String>,
+    /// The raw Authentication-Results header(s).
+    pub auth_results: Option<String>,
+    pub imap_uidvalidity: Option<i64>,
+    pub imap_uid: Option<i64>,
+}
+
+/// A ledger row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacementRow {
+    pub id: i64,
+    pub record: NewPlacement,
+    pub created_at: i64,
+}
+
+macro_rules! placement_cols {
+    () => {
+        "p.id, p.outbox_id, p.seed_id, p.message_id, p.placement, p.folder, p.provider, \
+         p.seen_at, p.latency_secs, p.auth_spf, p.auth_dkim, p.auth_dmarc, p.auth_results, \
+         p.imap_uidvalidity, p.imap_uid, p.created_at"
+    };
+}
+
+/// Records the placement unless this message already has one. Returns whether it was new.
+pub async fn record<'c, E>(ex: E, p: &NewPlacement, now: i64) -> Result<bool, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let done = sqlx::query(
+        "INSERT INTO placements (outbox_id, seed_id, message_id, placement, folder, provider, \
+           seen_at, latency_secs, auth_spf, auth_dkim, auth_dmarc, auth_results, \
+           imap_uidvalidity, imap_uid, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(p.outbox_id)
+    .bind(p.seed_id)
+    .bind(p.message_id.clone())
+    .bind(p.placement.as_str())
+    .bind(p.folder.clone())
+    .bind(p.provider.as_str())
+    .bind(p.seen_at)
+    .bind(p.latency_secs)
+    .bind(p.auth_spf.clone())
+    .bind(p.auth_dkim.clone())
+    .bind(p.auth_dmarc.clone())
+    .bind(p.auth_results.clone())
+    .bind(p.imap_uidvalidity)
+    .bind(p.imap_uid)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Records every warm-up message sent before `cutoff` that has no placement yet as
+/// `missing` (no folder, never seen). Returns how many were recorded.
+pub async fn record_missing<'c, E>(ex: E, cutoff: i64, now: i64) -> Result<u64, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    // The WHERE clause also keeps SQLite from reading ON CONFLICT as a join constraint.
+    let done = sqlx::query(
+        "INSERT INTO placements (outbox_id, seed_id, message_id, placement, provider, created_at) \
+         SELECT o.id, o.seed_id, o.message_id, $1, s.provider, $2 \
+         FROM outbox o JOIN seeds s ON s.id = o.seed_id \
+         WHERE o.status = $3 AND o.kind = $4 AND o.sent_at < $5 \
+           AND NOT EXISTS (SELECT 1 FROM placements p WHERE p.outbox_id = o.id) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(Placement::Missing.as_str())
+    .bind(now)
+    .bind(OutboxStatus::Sent.as_str())
+    .bind(SendKind::Warmup.as_str())
+    .bind(cutoff)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Seeds (not disabled) with sent warm-up mail that has no placement yet: the ones worth
+/// scanning. By address.
+pub async fn seeds_awaiting_placement<'c, E>(ex: E) -> Result<Vec<SeedRow>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    super::seeds::awaiting_placement(ex).await
+}
+
+/// The campaign's ledger, in the order it was recorded.
+pub async fn list_for_campaign<'c, E>(
+    ex: E,
+    campaign_id: i64,
+) -> Result<Vec<PlacementRow>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    sqlx::query(concat!(
+        "SELECT ",
+        placement_cols!(),
+        " FROM placements p JOIN outbox o ON o.id = p.outbox_id \
+         WHERE o.campaign_id = $1 ORDER BY p.id"
+    ))
+    .bind(campaign_id)
+    .fetch_all(ex)
+    .await?
+    .iter()
+    .map(decode)
+    .collect()
+}
+
+pub async fn get_by_message_id<'c, E>(
+    ex: E,
+    message_id: &str,
+) -> Result<Option<PlacementRow>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    sqlx::query(concat!(
+        "SELECT ",
+        placement_cols!(),
+        " FROM placements p WHERE p.message_id = $1"
+    ))
+    .bind(message_id)
+    .fetch_optional(ex)
+    .await?
+    .as_ref()
+    .map(decode)
+    .transpose()
+}
+
+/// How many of the campaign's messages landed in each placement (placements with none are
+/// left out).
+pub async fn counts_for_campaign<'c, E>(
+    ex: E,
+    campaign_id: i64,
+) -> Result<Vec<(Placement, i64)>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    sqlx::query(
+        "SELECT p.placement, COUNT(*) AS n \
+         FROM placements p JOIN outbox o ON o.id = p.outbox_id \
+         WHERE o.campaign_id = $1 GROUP BY p.placement ORDER BY p.placement",
+    )
+    .bind(campaign_id)
+    .fetch_all(ex)
+    .await?
+    .iter()
+    .map(|r| Ok((row::parsed(r, TABLE, "placement")?, row::int(r, "n")?)))
+    .collect()
+}
+
+fn decode(r: &AnyRow) -> Result<PlacementRow, StoreError> {
+    Ok(PlacementRow {
+        id: row::int(r, "id")?,
+        record: NewPlacement {
+            outbox_id: row::int(r, "outbox_id")?,
+            seed_id: row::int(r, "seed_id")?,
+            message_id: row::text(r, "message_id")?,
+            placement: row::parsed(r, TABLE, "placement")?,
+            folder: row::text_opt(r, "folder")?,
+            provider: row::parsed(r, TABLE, "provider")?,
+            seen_at: row::int_opt(r, "seen_at")?,
+            latency_secs: row::int_opt(r, "latency_secs")?,
+            auth_spf: row::text_opt(r, "auth_spf")?,
+            auth_dkim: row::text_opt(r, "auth_dkim")?,
+            auth_dmarc: row::text_opt(r, "auth_dmarc")?,
+            auth_results: row::text_opt(r, "auth_results")?,
+            imap_uidvalidity: row::int_opt(r, "imap_uidvalidity")?,
+            imap_uid: row::int_opt(r, "imap_uid")?,
+        },
+        created_at: row::int(r, "created_at")?,
+    })
+}

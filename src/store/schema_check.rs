@@ -1,0 +1,159 @@
+//! The enums and the schema cannot drift: every status column's CHECK list, in both
+//! migration directories, holds exactly the words of its enum.
+
+use crate::domain::{
+    CampaignStatus, EngagementAction, OutboxStatus, PauseReason, Placement, PreflightTrigger,
+    Provider, SeedStatus, SendKind, Source, TlsMode, Verdict,
+};
+
+const SQLITE: &str = include_str!("../../migrations/sqlite/20261129000000_initial.sql");
+const POSTGRES: &str = include_str!("../../migrations/postgres/20261129000000_initial.sql");
+
+fn words<T: Copy>(all: &[T], as_str: fn(T) -> &'static str) -> Vec<String> {
+    all.iter().map(|v| as_str(*v).to_owned()).collect()
+}
+
+/// (table, column, the enum's words) for every enumerated column.
+fn enumerated_columns() -> Vec<(&'static str, &'static str, Vec<String>)> {
+    let tls = || words(TlsMode::ALL, TlsMode::as_str);
+    let source = || words(Source::ALL, Source::as_str);
+    let provider = || words(Provider::ALL, Provider::as_str);
+    let verdict = || words(Verdict::ALL, Verdict::as_str);
+    vec![
+        ("senders", "smtp_tls", tls()),
+        ("senders", "imap_tls", tls()),
+        ("senders", "source", source()),
+        ("seeds", "provider", provider()),
+        (
+            "seeds",
+            "status",
+            words(SeedStatus::ALL, SeedStatus::as_str),
+        ),
+        ("seeds", "imap_tls", tls()),
+        ("seeds", "smtp_tls", tls()),
+        ("seeds", "source", source()),
+        (
+            "campaigns",
+            "status",
+            words(CampaignStatus::ALL, CampaignStatus::as_str),
+        ),
+        (
+            "campaigns",
+            "pause_reason",
+            words(PauseReason::ALL, PauseReason::as_str),
+        ),
+        ("campaigns", "source", source()),
+        ("outbox", "kind", words(SendKind::ALL, SendKind::as_str)),
+        (
+            "outbox",
+            "status",
+            words(OutboxStatus::ALL, OutboxStatus::as_str),
+        ),
+        (
+            "placements",
+            "placement",
+            words(Placement::ALL, Placement::as_str),
+        ),
+        ("placements", "provider", provider()),
+        (
+            "engagement_events",
+            "action",
+            words(EngagementAction::ALL, EngagementAction::as_str),
+        ),
+        (
+            "preflight_runs",
+            "trigger",
+            words(PreflightTrigger::ALL, PreflightTrigger::as_str),
+        ),
+        ("preflight_runs", "verdict", verdict()),
+        ("preflight_results", "verdict", verdict()),
+    ]
+}
+
+/// The text of `CREATE TABLE <table> ( … );`.
+fn table_body<'a>(sql: &'a str, table: &str) -> &'a str {
+    let start_marker = format!("CREATE TABLE {table} (");
+    let start = sql
+        .find(&start_marker)
+        .unwrap_or_else(|| panic!("no CREATE TABLE {table}"));
+    let body = &sql[start + start_marker.len()..];
+    &body[..body.find("\n);").expect("table body ends with a line ');'")]
+}
+
+/// The quoted words of `CHECK (<column> IN ('a', 'b'))` in the table body.
+fn check_words(body: &str, column: &str) -> Vec<String> {
+    let marker = format!("CHECK ({column} IN (");
+    let mut found = body.match_indices(&marker);
+    let (at, _) = found
+        .next()
+        .unwrap_or_else(|| panic!("no `{marker}` in the table"));
+    assert!(found.next().is_none(), "two `{marker}` in one table");
+    let list = &body[at + marker.len()..];
+    let list = &list[..list.find(')').expect("closing parenthesis")];
+    list.split(',')
+        .map(|w| {
+            let w = w.trim();
+            w.strip_prefix('\'')
+                .and_then(|w| w.strip_suffix('\''))
+                .unwrap_or_else(|| panic!("{w:?} in `{marker}` is not a quoted word"))
+                .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn every_check_list_matches_its_enum() {
+    let columns = enumerated_columns();
+    for (file, sql) in [("sqlite", SQLITE), ("postgres", POSTGRES)] {
+        for (table, column, want) in &columns {
+            let mut got = check_words(table_body(sql, table), column);
+            let mut want = want.clone();
+            got.sort();
+            want.sort();
+            assert_eq!(got, want, "{file}: CHECK list of {table}.{column}");
+        }
+        // No enumerated CHECK escapes the list above.
+        let text_checks = sql.matches(" IN ('").count();
+        assert_eq!(
+            text_checks,
+            columns.len(),
+            "{file}: CHECK (… IN ('…')) count"
+        );
+    }
+}
+
+#[test]
+fn lifecycle_words_in_table_checks_are_enum_words() {
+    for sql in [SQLITE, POSTGRES] {
+        let paused = format!("(status = '{}')", CampaignStatus::Paused.as_str());
+        assert!(table_body(sql, "campaigns").contains(&paused));
+        let sending = format!("(status = '{}')", OutboxStatus::Sending.as_str());
+        let not_sending = format!("status <> '{}'", OutboxStatus::Sending.as_str());
+        let outbox = table_body(sql, "outbox");
+        assert!(outbox.contains(&sending) && outbox.contains(&not_sending));
+        let defaults = [
+            ("seeds", SeedStatus::Active.as_str()),
+            ("campaigns", CampaignStatus::Draft.as_str()),
+            ("outbox", OutboxStatus::Planned.as_str()),
+        ];
+        for (table, word) in defaults {
+            assert!(
+                table_body(sql, table).contains(&format!("DEFAULT '{word}'")),
+                "{table} default {word}"
+            );
+        }
+    }
+}
+
+#[test]
+fn both_backends_share_one_logical_schema() {
+    // Only the id column type may differ.
+    let pg_as_sqlite = POSTGRES
+        .replace(
+            "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+            "INTEGER PRIMARY KEY AUTOINCREMENT",
+        )
+        .replace("(PostgreSQL)", "(SQLite)")
+        .replace("migrations/sqlite/", "migrations/postgres/");
+    assert_eq!(pg_as_sqlite, SQLITE);
+}

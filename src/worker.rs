@@ -1,0 +1,131 @@
+//! The production loops. Each calls one step function (the same the tests call) on a timer,
+//! records what happened on the status board, and stops when the shutdown token fires.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::engagement::scan;
+use crate::sender::Dispatcher;
+use crate::startup::App;
+use crate::status::Health;
+use crate::store;
+
+/// Runs `step` every `every` until `shutdown`. A step in flight is finished, not cut.
+async fn every<F, Fut>(every: Duration, shutdown: CancellationToken, mut step: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => step().await,
+        }
+    }
+}
+
+pub fn spawn_all(app: &App, tracker: &TaskTracker, shutdown: CancellationToken) {
+    let a = app.clone();
+    tracker.spawn(every(
+        Duration::from_secs(60),
+        shutdown.clone(),
+        move || {
+            let a = a.clone();
+            async move {
+                match crate::scheduler::run_once(&a).await {
+                    Ok(_) => a
+                        .status
+                        .set("scheduler", Health::Ok, "planning", a.clock.now()),
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "planning failed");
+                        a.status.set(
+                            "scheduler",
+                            Health::Failing,
+                            format!("{e:#}"),
+                            a.clock.now(),
+                        );
+                    }
+                }
+            }
+        },
+    ));
+
+    let a = app.clone();
+    let dispatcher = std::sync::Arc::new(tokio::sync::Mutex::new(Dispatcher::new(app.clone())));
+    tracker.spawn(every(Duration::from_secs(5), shutdown.clone(), move || {
+        let a = a.clone();
+        let d = dispatcher.clone();
+        async move {
+            let result = d.lock().await.run_once(20).await;
+            match result {
+                Ok(r) if r.claimed == 0 => {}
+                Ok(r) => {
+                    let health = if r.sent == r.claimed {
+                        Health::Ok
+                    } else {
+                        Health::Degraded
+                    };
+                    a.status
+                        .set("sender", health, format!("{r:?}"), a.clock.now());
+                }
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "dispatch failed");
+                    a.status
+                        .set("sender", Health::Failing, format!("{e:#}"), a.clock.now());
+                }
+            }
+        }
+    }));
+
+    let a = app.clone();
+    let interval = Duration::from_secs(app.config.warmup.scan_interval_secs);
+    tracker.spawn(every(interval, shutdown, move || {
+        let a = a.clone();
+        async move { scan_pending(&a).await }
+    }));
+}
+
+/// Scans every seed that has sent mail not yet in the ledger, then records overdue mail as
+/// missing. One seed's failure does not stop the others.
+pub async fn scan_pending(app: &App) {
+    let pool = app.store.pool();
+    let now = app.clock.now();
+    let cutoff = now - app.config.warmup.missing_after_minutes as i64 * 60;
+    match store::ledger::record_missing(pool, cutoff, now).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(count = n, "messages recorded as missing"),
+        Err(e) => tracing::error!(error = %e, "missing sweep failed"),
+    }
+    let seeds = match store::ledger::seeds_awaiting_placement(pool).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list seeds to scan");
+            return;
+        }
+    };
+    for seed in seeds {
+        let component = format!("seed {}", seed.record.address);
+        match scan::scan_seed(app, &seed).await {
+            Ok(r) => app.status.set(
+                component,
+                Health::Ok,
+                format!(
+                    "scanned {} folders, {} new placements",
+                    r.folders.len(),
+                    r.recorded
+                ),
+                app.clock.now(),
+            ),
+            Err(e) => {
+                tracing::warn!(seed = %seed.record.address, error = %e, "scan failed");
+                app.status
+                    .set(component, Health::Failing, e.to_string(), app.clock.now());
+            }
+        }
+    }
+}
