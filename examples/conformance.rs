@@ -45,8 +45,16 @@ fn postfix_valid_hostname(dir: &Path) -> bool {
             last.1 = false;
         }
     }
-    let (mut passed, mut failed) = (0, 0);
+    // Deliberate deviations, counted as skipped: Postfix's valid_hostname() also serves
+    // wildcard lookup tables, where a leading `*` label is allowed; no receiver accepts a
+    // wildcard as a HELO name, so Hearth refuses it.
+    const DEVIATIONS: &[&str] = &["*.foo.bar"];
+    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
     for (name, want_valid) in &cases {
+        if DEVIATIONS.contains(&name.as_str()) {
+            skipped += 1;
+            continue;
+        }
         let got = hearth::domain::valid_hostname(name);
         if got.is_ok() == *want_valid {
             passed += 1;
@@ -55,6 +63,6 @@ fn postfix_valid_hostname(dir: &Path) -> bool {
             println!("  mismatch: {name:?}: postfix valid={want_valid}, hearth={got:?}");
         }
     }
-    println!("postfix-valid_hostname: {passed} passed, {failed} failed");
+    println!("postfix-valid_hostname: {passed} passed, {failed} failed, {skipped} skipped");
     failed == 0
 }

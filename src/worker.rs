@@ -83,6 +83,16 @@ pub fn spawn_all(app: &App, tracker: &TaskTracker, shutdown: CancellationToken) 
     }));
 
     let a = app.clone();
+    tracker.spawn(every(
+        Duration::from_secs(300),
+        shutdown.clone(),
+        move || {
+            let a = a.clone();
+            async move { probe_servers(&a).await }
+        },
+    ));
+
+    let a = app.clone();
     let interval = Duration::from_secs(app.config.warmup.scan_interval_secs);
     tracker.spawn(every(interval, shutdown, move || {
         let a = a.clone();
@@ -125,6 +135,68 @@ pub async fn scan_pending(app: &App) {
                 tracing::warn!(seed = %seed.record.address, error = %e, "scan failed");
                 app.status
                     .set(component, Health::Failing, e.to_string(), app.clock.now());
+            }
+        }
+    }
+}
+
+/// Checks that every sender's SMTP relay and every seed's IMAP server accepts a connection,
+/// so a server that cannot reach them still says clearly which and why (`/readyz`, logs).
+/// This is reachability only; the full checks of the identity are preflight's.
+pub async fn probe_servers(app: &App) {
+    let pool = app.store.pool();
+    let mut targets = Vec::new();
+    match store::senders::list(pool).await {
+        Ok(senders) => targets.extend(
+            senders
+                .into_iter()
+                .map(|s| (format!("sender {} smtp", s.record.name), s.record.smtp)),
+        ),
+        Err(e) => tracing::error!(error = %e, "cannot list senders"),
+    }
+    match store::seeds::list(pool).await {
+        Ok(seeds) => targets.extend(
+            seeds
+                .into_iter()
+                .filter(|s| s.status != crate::domain::SeedStatus::Disabled)
+                .map(|s| (format!("seed {} imap", s.record.address), s.record.imap)),
+        ),
+        Err(e) => tracing::error!(error = %e, "cannot list seeds"),
+    }
+    for (component, endpoint) in targets {
+        let addr = endpoint.display_addr();
+        let host = endpoint
+            .host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let result = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::net::TcpStream::connect((host.as_str(), endpoint.port)),
+        )
+        .await;
+        let now = app.clock.now();
+        match result {
+            Ok(Ok(_)) => app
+                .status
+                .set(component, Health::Ok, format!("{addr} reachable"), now),
+            Ok(Err(e)) => {
+                tracing::warn!(%component, %addr, error = %e, "server unreachable");
+                app.status.set(
+                    component,
+                    Health::Failing,
+                    format!("{addr} unreachable: {e}"),
+                    now,
+                );
+            }
+            Err(_) => {
+                tracing::warn!(%component, %addr, "server unreachable: timed out");
+                app.status.set(
+                    component,
+                    Health::Failing,
+                    format!("{addr} unreachable: timed out after 5 s"),
+                    now,
+                );
             }
         }
     }

@@ -220,6 +220,20 @@ fn serve_with_unreachable_mail_servers_still_starts_and_says_why() {
     let server = Server::start(dir.path(), "h.toml", &[]);
     let (code, _) = server.get("/healthz");
     assert_eq!(code, 200);
+    // The first probe runs at start; /readyz names each unreachable server and the reason.
+    let mut body = String::new();
+    for _ in 0..100 {
+        body = server.get("/readyz").1;
+        if body.contains("seed seed1@gmail.test imap") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(body.contains("\"status\":\"degraded\""), "{body}");
+    assert!(
+        body.contains("sender main smtp") && body.contains("127.0.0.1:1 unreachable"),
+        "{body}"
+    );
     assert!(server.stop().success());
 }
 
