@@ -11,6 +11,7 @@ pub mod engagement;
 pub mod http;
 pub mod mark;
 pub mod planner;
+pub mod preflight;
 pub mod scheduler;
 pub mod secrets;
 pub mod seeds_import;

@@ -33,6 +33,8 @@ pub struct App {
     pub marker: Marker,
     pub clock: SharedClock,
     pub status: StatusBoard,
+    /// The resolver preflight uses (the configured nameservers, or the system's).
+    pub dns: crate::preflight::dns::DnsClient,
     /// This node's name in outbox leases.
     pub node_id: String,
 }
@@ -72,6 +74,8 @@ impl App {
     /// Connects the store, writes the config's senders, seeds and campaigns into it, and loads
     /// the install's mark secret.
     pub async fn build(config: Config, clock: SharedClock) -> anyhow::Result<App> {
+        let dns = crate::preflight::dns::DnsClient::new(&config.dns)
+            .map_err(|e| anyhow::anyhow!("cannot set up the DNS resolver: {e}"))?;
         let store = open_store(&config).await?;
         let key = secret_key(&config)?;
         sync_config(&store, &config, &key, clock.now()).await?;
@@ -94,6 +98,7 @@ impl App {
             marker,
             clock,
             status: StatusBoard::default(),
+            dns,
             node_id,
         })
     }
@@ -124,7 +129,11 @@ impl App {
         }
         crate::worker::spawn_all(&self, &tracker, shutdown.clone());
         tracker.close();
+        let mut cron = crate::worker::start_cron(&self).await?;
         shutdown.cancelled().await;
+        if let Err(e) = cron.shutdown().await {
+            tracing::warn!(error = %e, "cron scheduler did not stop cleanly");
+        }
         tracing::info!("shutting down: draining workers");
         if tokio::time::timeout(Duration::from_secs(30), tracker.wait())
             .await

@@ -29,6 +29,31 @@ where
     }
 }
 
+/// The daily preflight of running campaigns, on the configured cron schedule (UTC).
+pub async fn start_cron(app: &App) -> anyhow::Result<tokio_cron_scheduler::JobScheduler> {
+    use tokio_cron_scheduler::{Job, JobScheduler};
+    let sched = JobScheduler::new().await?;
+    let a = app.clone();
+    let job = Job::new_async(app.config.preflight.schedule.as_str(), move |_, _| {
+        let a = a.clone();
+        Box::pin(async move {
+            match crate::preflight::gate::recheck_all(&a, false).await {
+                Ok(applied) => tracing::info!(?applied, "scheduled preflight done"),
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "scheduled preflight failed"),
+            }
+        })
+    })
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "preflight.schedule {:?}: {e}",
+            app.config.preflight.schedule
+        )
+    })?;
+    sched.add(job).await?;
+    sched.start().await?;
+    Ok(sched)
+}
+
 pub fn spawn_all(app: &App, tracker: &TaskTracker, shutdown: CancellationToken) {
     let a = app.clone();
     tracker.spawn(every(

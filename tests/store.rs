@@ -742,6 +742,20 @@ async fn plan_days_and_missing_sweep(store: Store) {
         ..day(4, "2026-11-28")
     };
     let r = outbox::enqueue(pool, &reply, 50).await.unwrap();
+    // Days are claimed once, whoever plans them; a day with no sends is not a sending day.
+    for (d, sends) in [("2026-11-27", 1), ("2026-11-28", 3), ("2026-11-26", 0)] {
+        assert!(
+            outbox::claim_plan_day(pool, f.campaign_id, d, sends, 50)
+                .await
+                .unwrap()
+        );
+    }
+    assert!(
+        !outbox::claim_plan_day(pool, f.campaign_id, "2026-11-28", 3, 51)
+            .await
+            .unwrap(),
+        "a second claim of the same day loses"
+    );
     assert!(
         outbox::has_plan_day(pool, f.campaign_id, "2026-11-28")
             .await

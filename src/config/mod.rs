@@ -7,6 +7,10 @@
 //! - `dns.timeout_ms` = 2000, `dns.attempts` = 2, `dns.nameservers` = the system's.
 //! - TLS mode `starttls` (required, never downgraded); ports 587 (SMTP STARTTLS), 465 (SMTP
 //!   implicit), 143 (IMAP STARTTLS), 993 (IMAP implicit); `tls = "none"` only for loopback hosts.
+//! - `preflight.ip_blocklists` = Spamhaus ZEN, Barracuda, SpamCop; `preflight.domain_blocklists` =
+//!   Spamhaus DBL, SURBL, URIBL; `preflight.schedule` = `0 0 6 * * *` (daily 06:00 UTC, 6-field
+//!   cron); `preflight.recheck_paused_minutes` = 15; `preflight.unknown_grace_minutes` = 60;
+//!   `preflight.smtp_timeout_secs` = 15.
 //! - `warmup.mark_header` = `X-Hearth-Mark`, `warmup.missing_after_minutes` = 120,
 //!   `warmup.scan_interval_secs` = 60.
 
@@ -37,6 +41,7 @@ pub struct Config {
     pub log: LogConfig,
     pub dns: DnsConfig,
     pub warmup: WarmupConfig,
+    pub preflight: PreflightConfig,
     pub senders: Vec<SenderConfig>,
     pub seeds: Vec<SeedConfig>,
     pub campaigns: Vec<CampaignConfig>,
@@ -125,6 +130,29 @@ pub struct WarmupConfig {
     pub missing_after_minutes: u64,
     pub scan_interval_secs: u64,
 }
+
+#[derive(Debug, Clone)]
+pub struct PreflightConfig {
+    /// DNS zones answering `reversed-ip.zone` for listed IPs.
+    pub ip_blocklists: Vec<DomainName>,
+    /// DNS zones answering `domain.zone` for listed domains.
+    pub domain_blocklists: Vec<DomainName>,
+    /// When running campaigns are re-checked (cron, 6 fields with seconds, UTC).
+    pub schedule: String,
+    /// How often campaigns paused by preflight are re-checked (to resume them).
+    pub recheck_paused_minutes: u64,
+    /// How long an `unknown` verdict may last before it pauses a running campaign.
+    pub unknown_grace_minutes: u64,
+    pub smtp_timeout_secs: u64,
+}
+
+pub const DEFAULT_IP_BLOCKLISTS: &[&str] = &[
+    "zen.spamhaus.org",
+    "b.barracudacentral.org",
+    "bl.spamcop.net",
+];
+pub const DEFAULT_DOMAIN_BLOCKLISTS: &[&str] =
+    &["dbl.spamhaus.org", "multi.surbl.org", "multi.uribl.com"];
 
 /// Where a secret comes from, as configured. Inline values stay wrapped.
 #[derive(Debug, Clone)]

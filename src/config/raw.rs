@@ -17,6 +17,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub warmup: RawWarmup,
     #[serde(default)]
+    pub preflight: RawPreflight,
+    #[serde(default)]
     pub senders: Vec<RawSender>,
     #[serde(default)]
     pub seeds: Vec<RawSeed>,
@@ -57,6 +59,17 @@ pub struct RawWarmup {
     pub mark_header: Option<String>,
     pub missing_after_minutes: Option<u64>,
     pub scan_interval_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPreflight {
+    pub ip_blocklists: Option<Vec<String>>,
+    pub domain_blocklists: Option<Vec<String>>,
+    pub schedule: Option<String>,
+    pub recheck_paused_minutes: Option<u64>,
+    pub unknown_grace_minutes: Option<u64>,
+    pub smtp_timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -255,6 +255,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<ConfigProblem
     let log = log(&mut cx, &raw.log);
     let dns = dns(&mut cx, &raw.dns);
     let warmup = warmup(&mut cx, &raw.warmup);
+    let preflight = preflight(&mut cx, &raw.preflight);
 
     let mut senders = Vec::new();
     let mut sender_names = HashSet::new();
@@ -314,6 +315,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<ConfigProblem
             log,
             dns,
             warmup,
+            preflight,
             senders,
             seeds,
             campaigns,
@@ -482,6 +484,59 @@ fn warmup(cx: &mut Ctx, raw: &RawWarmup) -> WarmupConfig {
         mark_header,
         missing_after_minutes,
         scan_interval_secs,
+    }
+}
+
+fn preflight(cx: &mut Ctx, raw: &RawPreflight) -> PreflightConfig {
+    let mut lists = |key: &str, given: &Option<Vec<String>>, default: &[&str]| -> Vec<DomainName> {
+        let names: Vec<String> = match given {
+            Some(v) => v.clone(),
+            None => default.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        names
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                DomainName::parse(n)
+                    .map_err(|e| cx.bad(format!("preflight.{key}[{i}]"), format!("{n:?} {e}")))
+                    .ok()
+            })
+            .collect()
+    };
+    let ip_blocklists = lists("ip_blocklists", &raw.ip_blocklists, DEFAULT_IP_BLOCKLISTS);
+    let domain_blocklists = lists(
+        "domain_blocklists",
+        &raw.domain_blocklists,
+        DEFAULT_DOMAIN_BLOCKLISTS,
+    );
+    let schedule = raw
+        .schedule
+        .clone()
+        .unwrap_or_else(|| "0 0 6 * * *".to_owned());
+    if schedule.split_whitespace().count() != 6 {
+        cx.bad(
+            "preflight.schedule",
+            format!("expected a cron expression with 6 fields (sec min hour day month weekday), got {schedule:?}"),
+        );
+    }
+    let recheck_paused_minutes = raw.recheck_paused_minutes.unwrap_or(15);
+    if recheck_paused_minutes == 0 {
+        cx.bad(
+            "preflight.recheck_paused_minutes",
+            "expected at least 1 minute",
+        );
+    }
+    let smtp_timeout_secs = raw.smtp_timeout_secs.unwrap_or(15);
+    if !(1..=300).contains(&smtp_timeout_secs) {
+        cx.bad("preflight.smtp_timeout_secs", "expected 1 to 300 seconds");
+    }
+    PreflightConfig {
+        ip_blocklists,
+        domain_blocklists,
+        schedule,
+        recheck_paused_minutes,
+        unknown_grace_minutes: raw.unknown_grace_minutes.unwrap_or(60),
+        smtp_timeout_secs,
     }
 }
 

@@ -183,6 +183,17 @@ impl Verdict {
     }
 }
 
+impl Verdict {
+    /// The more severe of two verdicts.
+    pub fn worst(self, other: Verdict) -> Verdict {
+        if other.severity() > self.severity() {
+            other
+        } else {
+            self
+        }
+    }
+}
+
 impl PauseReason {
     /// Whether a passing re-check may lift this pause without a person.
     pub fn auto_resumable(self) -> bool {

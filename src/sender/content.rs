@@ -55,6 +55,17 @@ pub struct Content {
     pub html: String,
 }
 
+/// A subject line alone (the body is written when the message is sent).
+pub fn subject() -> String {
+    let mut rng = rand::rng();
+    let topic = TOPICS.choose(&mut rng).copied().unwrap_or("the plan");
+    SUBJECTS
+        .choose(&mut rng)
+        .copied()
+        .unwrap_or("{topic}")
+        .replace("{topic}", topic)
+}
+
 /// Generates a subject and a plain-text body with a matching HTML alternative.
 pub fn generate(recipient_name: &str, sender_name: &str) -> Content {
     let mut rng = rand::rng();

@@ -123,17 +123,30 @@ impl Dispatcher {
                 Ok(true)
             }
             Failure::Identity => {
-                // Our identity was refused: keep the message, stop the campaign, say why.
+                // Our identity was refused: keep the message, check the identity at once.
+                // A failing preflight pauses with its reasons (and resumes when fixed); if
+                // preflight passes, the receiver still refused us, so pause for a person.
                 let next = now + backoff_secs(row.attempts, failure);
                 store::outbox::mark_retry(pool, row.id, owner, next, &text).await?;
+                if let Some(c) = store::campaigns::get(pool, row.campaign_id).await?
+                    && let Some(sender) = store::senders::get(pool, c.sender_id).await?
+                    && let Err(e) = crate::preflight::gate::recheck_sender(
+                        &self.app,
+                        &sender,
+                        crate::domain::PreflightTrigger::SendFailure,
+                    )
+                    .await
+                {
+                    tracing::error!(error = %format!("{e:#}"), "preflight after an identity rejection failed");
+                }
                 store::campaigns::transition(
                     pool,
                     row.campaign_id,
                     &[CampaignStatus::Active],
                     CampaignStatus::Paused,
                     Some(PauseReason::SenderError),
-                    Some(&text),
-                    now,
+                    Some(&format!("the receiver rejected our identity: {text}")),
+                    self.app.clock.now(),
                 )
                 .await?;
                 Ok(true)

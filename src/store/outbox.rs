@@ -340,14 +340,39 @@ where
     E: Executor<'c, Database = Any>,
 {
     let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM outbox WHERE campaign_id = $1 AND plan_day = $2 \
-         LIMIT 1) AS planned",
+        "SELECT COUNT(*) FROM campaign_days WHERE campaign_id = $1 AND plan_day = $2",
     )
     .bind(campaign_id)
     .bind(plan_day)
     .fetch_one(ex)
     .await?;
     Ok(n > 0)
+}
+
+/// Claims a plan day for a campaign, recording how many sends it plans. Returns false when
+/// the day was already claimed (by this or another node). Use inside the transaction that
+/// enqueues the day's sends.
+pub async fn claim_plan_day<'c, E>(
+    ex: E,
+    campaign_id: i64,
+    plan_day: &str,
+    sends: i64,
+    now: i64,
+) -> Result<bool, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let done = sqlx::query(
+        "INSERT INTO campaign_days (campaign_id, plan_day, sends, planned_at) \
+         VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+    )
+    .bind(campaign_id)
+    .bind(plan_day)
+    .bind(sends)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// How many distinct plan days the campaign has before `plan_day` (YYYY-MM-DD sorts as
@@ -361,7 +386,7 @@ where
     E: Executor<'c, Database = Any>,
 {
     Ok(sqlx::query_scalar(
-        "SELECT COUNT(DISTINCT plan_day) FROM outbox WHERE campaign_id = $1 AND plan_day < $2",
+        "SELECT COUNT(*) FROM campaign_days WHERE campaign_id = $1 AND plan_day < $2 AND sends > 0",
     )
     .bind(campaign_id)
     .bind(plan_day)

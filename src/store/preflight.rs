@@ -198,3 +198,34 @@ fn decode(rows: &[AnyRow]) -> Result<Option<PreflightRun>, StoreError> {
     }
     Ok(Some(run))
 }
+
+/// Verdicts of the latest finished runs of a sender, newest first: `(verdict, started_at)`.
+pub async fn recent_verdicts<'c, E>(
+    ex: E,
+    sender_id: i64,
+    limit: i64,
+) -> Result<Vec<(Verdict, i64)>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let rows = sqlx::query(
+        "SELECT verdict, started_at FROM preflight_runs \
+         WHERE sender_id = $1 AND finished_at IS NOT NULL ORDER BY id DESC LIMIT $2",
+    )
+    .bind(sender_id)
+    .bind(limit)
+    .fetch_all(ex)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let v: String = sqlx::Row::try_get(r, "verdict")?;
+            let at: i64 = sqlx::Row::try_get(r, "started_at")?;
+            let verdict = v.parse::<Verdict>().map_err(|e| StoreError::Corrupt {
+                table: "preflight_runs",
+                column: "verdict",
+                detail: e.to_string(),
+            })?;
+            Ok((verdict, at))
+        })
+        .collect()
+}

@@ -1,6 +1,9 @@
 //! Command-line interface. Exit codes scripts can rely on: 0 success, 1 failure at run time
 //! (database unreachable, a refused transition), 2 bad input (usage, config, CSV).
 
+mod bench;
+mod preflight;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -49,6 +52,15 @@ pub enum Command {
     Campaign {
         #[command(subcommand)]
         command: CampaignCommand,
+    },
+    /// Check a sending identity the way receivers do. Exit 0 when nothing fails, 1 otherwise.
+    Preflight(preflight::PreflightArgs),
+    /// Evaluate SPF (RFC 7208) for an IP and identity: the result word, then why.
+    Spf(preflight::SpfArgs),
+    /// Benchmarks (run them against the lab, in a release build).
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
     },
 }
 
@@ -142,7 +154,7 @@ fn config_check(path: Option<&Path>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn clock() -> SharedClock {
+pub(crate) fn clock() -> SharedClock {
     Arc::new(SystemClock)
 }
 
@@ -155,6 +167,9 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
             SeedsCommand::List { json } => seeds_list(config, json).await,
         },
         Command::Campaign { command } => campaign(config, command).await,
+        Command::Preflight(args) => preflight::preflight(config, args).await,
+        Command::Spf(args) => preflight::spf(config, args).await,
+        Command::Bench { command } => bench::run(command).await,
     }
 }
 
@@ -359,6 +374,16 @@ async fn campaign(config: Config, command: CampaignCommand) -> anyhow::Result<Ex
         }
         CampaignCommand::Start { name } => {
             let c = find(&name).await?;
+            if !matches!(c.status, CampaignStatus::Draft | CampaignStatus::Completed) {
+                anyhow::bail!(
+                    "campaign {name:?} is {}{}; `start` applies to draft or completed campaigns (use `resume` for a paused one)",
+                    c.status,
+                    c.pause_reason
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                );
+            }
+            gate_or_refuse(&app, &c, "start").await?;
             let ok = store::campaigns::transition(
                 pool,
                 c.id,
@@ -402,6 +427,10 @@ async fn campaign(config: Config, command: CampaignCommand) -> anyhow::Result<Ex
         }
         CampaignCommand::Resume { name } => {
             let c = find(&name).await?;
+            if c.status != CampaignStatus::Paused {
+                anyhow::bail!("campaign {name:?} is {}, not paused", c.status);
+            }
+            gate_or_refuse(&app, &c, "resume").await?;
             let ok = store::campaigns::transition(
                 pool,
                 c.id,
@@ -418,6 +447,41 @@ async fn campaign(config: Config, command: CampaignCommand) -> anyhow::Result<Ex
             let planned = crate::scheduler::run_once(&app).await?;
             println!("campaign {name} resumed; {planned} sends planned for today");
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs preflight for the campaign's sender; refuses (exit 1) with the failing checks.
+async fn gate_or_refuse(
+    app: &App,
+    c: &store::campaigns::CampaignRow,
+    verb: &str,
+) -> anyhow::Result<()> {
+    let sender = store::senders::get(app.store.pool(), c.sender_id)
+        .await?
+        .context("the campaign's sender is missing")?;
+    match crate::preflight::gate::check_before_start(app, &sender).await? {
+        Ok(_) => Ok(()),
+        Err((blocked, report)) => {
+            for r in report.results.iter().filter(|r| {
+                r.verdict == crate::domain::Verdict::Fail
+                    || r.verdict == crate::domain::Verdict::Unknown
+            }) {
+                eprintln!(
+                    "  {:<17} {:<8} {}",
+                    r.id.as_str(),
+                    r.verdict.as_str(),
+                    r.summary
+                );
+                if !r.remediation.is_empty() {
+                    eprintln!("  {:<26} fix: {}", "", r.remediation);
+                }
+            }
+            anyhow::bail!(
+                "campaign {:?} cannot {verb}: preflight of sender {:?} does not pass ({blocked})",
+                c.name,
+                sender.record.name
+            )
         }
     }
 }
