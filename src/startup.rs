@@ -244,7 +244,9 @@ pub async fn sync_config(
     for c in &config.campaigns {
         let sender_id = sender_ids[&c.sender];
         let spec = serde_json::to_string(&campaign_spec(c)).context("plan serializes")?;
-        store::campaigns::upsert_from_config(&mut *tx, &c.name, sender_id, &spec, now).await?;
+        let id =
+            store::campaigns::upsert_from_config(&mut *tx, &c.name, sender_id, &spec, now).await?;
+        store::campaigns::set_auto_resume(&mut *tx, id, c.auto_resume, now).await?;
     }
     tx.commit().await.context("cannot commit config sync")?;
     tracing::info!(
