@@ -206,11 +206,19 @@ async fn scenarios_fail_exactly_where_they_are_broken() {
     id.smtp.as_mut().unwrap().ca_file = None;
     let report = run_checks(&dns, &id, &opts).await;
     expect(&report, "untrusted-relay-cert", &[(SmtpProbe, Fail)]);
-    assert!(report.get(SmtpProbe).unwrap().summary.contains("TLS"), "{:?}", report.get(SmtpProbe));
+    assert!(
+        report.get(SmtpProbe).unwrap().summary.contains("TLS"),
+        "{:?}",
+        report.get(SmtpProbe)
+    );
     // A relay that does not answer is unknown (it may be down for a minute), not a failure.
     let mut id = scenario(&lab, "ok", 101);
     id.smtp.as_mut().unwrap().port = 9;
-    expect(&run_checks(&dns, &id, &opts).await, "relay-down", &[(SmtpProbe, Unknown)]);
+    expect(
+        &run_checks(&dns, &id, &opts).await,
+        "relay-down",
+        &[(SmtpProbe, Unknown)],
+    );
 
     // A blocklist answering 127.255.255.254 refused the query: unknown, never a listing.
     let refused = options(&["bl.lab.test", "refuse.lab.test"]);

@@ -24,7 +24,7 @@ pub enum PublicKey {
 impl PublicKey {
     pub fn describe(&self) -> String {
         match self {
-            PublicKey::Rsa(k) => format!("RSA {} bits", k.size() * 8),
+            PublicKey::Rsa(k) => format!("RSA {}-bit", k.size() * 8),
             PublicKey::Ed25519(_) => "Ed25519".into(),
         }
     }
@@ -130,7 +130,7 @@ pub async fn dkim_key<D: Dns>(dns: &D, id: &Identity) -> CheckResult {
     };
     let mut r = CheckResult::pass(
         c,
-        format!("{name} publishes a {} key", published.describe()),
+        format!("{name} publishes an {} key", published.describe()),
     )
     .evidence(format!("{name} TXT \"{shown}\""));
     if let PublicKey::Rsa(k) = &published {

@@ -134,6 +134,9 @@ fn judge(
             }
         }
     }
+    listed.dedup();
+    unknown.sort();
+    unknown.dedup();
     if !listed.is_empty() {
         return CheckResult {
             verdict: Verdict::Fail,

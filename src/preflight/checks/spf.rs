@@ -12,12 +12,16 @@ fn judge(
     c: CheckId,
     identity_name: &str,
     domain: &str,
+    verify: &dyn Fn(std::net::IpAddr) -> String,
     outcomes: &[(std::net::IpAddr, SpfOutcome)],
 ) -> CheckResult {
     let mut result = CheckResult::pass(c, format!("SPF of {domain} authorizes every sending IP"));
     for (ip, o) in outcomes {
         let line = format!("{ip} → {} ({})", o.result, o.explanation);
-        let record = o.record.clone().unwrap_or_else(|| "(no SPF record)".into());
+        let record = o
+            .record
+            .clone()
+            .unwrap_or_else(|| "(no single SPF record)".into());
         let verdict = match o.result {
             SpfResult::Pass => Verdict::Pass,
             SpfResult::TempError => Verdict::Unknown,
@@ -32,12 +36,14 @@ fn judge(
                 "Publish an SPF record for the {identity_name} domain: a TXT record on {domain} such as \"v=spf1 ip4:{ip} -all\". Verify with `dig {domain} TXT +short`."
             ),
             SpfResult::PermError => format!(
-                "The SPF record of {domain} is invalid or too expensive ({}). Keep exactly one \"v=spf1 …\" TXT record with at most 10 DNS-querying terms. Verify with `hearth spf --ip {ip} --helo {domain}`.",
-                o.explanation
+                "The SPF record of {domain} is invalid or too expensive ({}). Keep exactly one \"v=spf1 …\" TXT record with at most 10 DNS-querying terms. Verify with `{}`.",
+                o.explanation,
+                verify(*ip)
             ),
             SpfResult::TempError => String::new(),
             _ => format!(
-                "Authorize {ip} in the SPF record of {domain}, e.g. add ip4:{ip} before the final \"all\". Verify with `hearth spf --ip {ip} --helo {domain}`."
+                "Authorize {ip} in the SPF record of {domain}, e.g. add ip4:{ip} before the final \"all\". Verify with `{}`.",
+                verify(*ip)
             ),
         };
         let r = CheckResult::new(
@@ -67,7 +73,8 @@ pub async fn spf_helo<D: Dns>(dns: &D, id: &Identity) -> CheckResult {
     for ip in &id.ips {
         outcomes.push((*ip, spf::check_helo(dns, *ip, helo.as_str()).await));
     }
-    judge(c, "HELO", helo.as_str(), &outcomes)
+    let verify = |ip| format!("hearth spf --ip {ip} --helo {helo}");
+    judge(c, "HELO", helo.as_str(), &verify, &outcomes)
 }
 
 pub async fn spf_mail_from<D: Dns>(dns: &D, id: &Identity) -> CheckResult {
@@ -77,7 +84,19 @@ pub async fn spf_mail_from<D: Dns>(dns: &D, id: &Identity) -> CheckResult {
     for ip in &id.ips {
         outcomes.push((*ip, spf::check_mail_from(dns, *ip, &sender, &id.helo).await));
     }
-    judge(c, "MAIL FROM", id.mail_from_domain().as_str(), &outcomes)
+    let verify = |ip| {
+        format!(
+            "hearth spf --ip {ip} --helo {} --mail-from {}",
+            id.helo, id.mail_from
+        )
+    };
+    judge(
+        c,
+        "MAIL FROM",
+        id.mail_from_domain().as_str(),
+        &verify,
+        &outcomes,
+    )
 }
 
 pub async fn spf_record<D: Dns>(dns: &D, id: &Identity) -> CheckResult {
