@@ -266,3 +266,104 @@ async fn a_manual_pause_is_never_lifted_by_preflight() {
         .unwrap();
     assert_eq!(c.pause_reason, Some(PauseReason::Manual));
 }
+
+/// Without the lab: a DNS server that never answers makes every check `unknown`. That blocks
+/// a start, but pauses a running campaign only once it has lasted past the grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_pauses_only_after_the_grace_period() {
+    hearth::tls::install_crypto_provider();
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let data = tempfile::tempdir().unwrap();
+    // An Ed25519 DKIM key (base64 of a 32-byte seed).
+    let key = data.path().join("dkim.key");
+    std::fs::write(&key, "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=").unwrap();
+    let text = format!(
+        r#"
+[server]
+bind = "127.0.0.1:0"
+data_dir = {data:?}
+
+[dns]
+nameservers = ["{ns}"]
+timeout_ms = 100
+attempts = 1
+
+[preflight]
+ip_blocklists = ["bl.lab.test"]
+domain_blocklists = ["dbl.lab.test"]
+unknown_grace_minutes = 60
+smtp_timeout_secs = 1
+
+[[senders]]
+name = "s"
+address = "hello@sender.test"
+helo = "mta1.sender.test"
+ips = ["192.0.2.10"]
+smtp = {{ host = "127.0.0.1", port = 9 }}
+dkim = {{ selector = "s1", key_file = {key:?} }}
+
+[[seeds]]
+address = "seed1@gmail.test"
+imap = {{ host = "127.0.0.1", port = 9 }}
+
+[[campaigns]]
+name = "c"
+sender = "s"
+"#,
+        data = data.path().to_str().unwrap(),
+        ns = silent.local_addr().unwrap(),
+        key = key.to_str().unwrap(),
+    );
+    let config = Config::from_toml(&text, None, &[]).unwrap();
+    let clock = hearth::clock::ManualClock::new(1_800_000_000);
+    let app = App::build(config, Arc::new(clock.clone())).await.unwrap();
+    let pool = app.store.pool().clone();
+    let sender = store::senders::get_by_name(&pool, "s")
+        .await
+        .unwrap()
+        .unwrap();
+
+    let (blocked, _) = gate::check_before_start(&app, &sender)
+        .await
+        .unwrap()
+        .expect_err("unknown blocks a start");
+    assert!(
+        blocked.failing.is_empty() && blocked.unknown.contains(&CheckId::RdnsPtr),
+        "{blocked:?}"
+    );
+
+    let c = store::campaigns::get_by_name(&pool, "c")
+        .await
+        .unwrap()
+        .unwrap();
+    store::campaigns::set_status(
+        &pool,
+        c.id,
+        CampaignStatus::Active,
+        None,
+        None,
+        hearth::clock::Clock::now(&clock),
+    )
+    .await
+    .unwrap();
+    clock.advance(30 * 60);
+    let applied = gate::recheck_all(&app, false).await.unwrap();
+    assert!(
+        applied.paused.is_empty(),
+        "30 minutes of unknown is within the grace period"
+    );
+    clock.advance(31 * 60);
+    let applied = gate::recheck_all(&app, false).await.unwrap();
+    assert_eq!(
+        applied.paused,
+        vec!["c".to_owned()],
+        "61 minutes of unknown pauses"
+    );
+    let c = store::campaigns::get_by_name(&pool, "c")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.pause_reason, Some(PauseReason::Preflight));
+    assert!(c.pause_detail.unwrap().starts_with("could not verify"));
+    drop(silent);
+}
