@@ -55,9 +55,11 @@ pub async fn start_cron(app: &App) -> anyhow::Result<tokio_cron_scheduler::JobSc
 }
 
 pub fn spawn_all(app: &App, tracker: &TaskTracker, shutdown: CancellationToken) {
+    use crate::clock::scaled;
+    let clock = app.clock.as_ref();
     let a = app.clone();
     tracker.spawn(every(
-        Duration::from_secs(60),
+        scaled(clock, Duration::from_secs(60), Duration::from_secs(1)),
         shutdown.clone(),
         move || {
             let a = a.clone();
@@ -82,7 +84,8 @@ pub fn spawn_all(app: &App, tracker: &TaskTracker, shutdown: CancellationToken) 
 
     let a = app.clone();
     let dispatcher = std::sync::Arc::new(tokio::sync::Mutex::new(Dispatcher::new(app.clone())));
-    tracker.spawn(every(Duration::from_secs(5), shutdown.clone(), move || {
+    let tick = scaled(clock, Duration::from_secs(5), Duration::from_millis(200));
+    tracker.spawn(every(tick, shutdown.clone(), move || {
         let a = a.clone();
         let d = dispatcher.clone();
         async move {
@@ -118,7 +121,11 @@ pub fn spawn_all(app: &App, tracker: &TaskTracker, shutdown: CancellationToken) 
     ));
 
     let a = app.clone();
-    let interval = Duration::from_secs(app.config.warmup.scan_interval_secs);
+    let interval = scaled(
+        clock,
+        Duration::from_secs(app.config.warmup.scan_interval_secs),
+        Duration::from_secs(1),
+    );
     tracker.spawn(every(interval, shutdown, move || {
         let a = a.clone();
         async move { scan_pending(&a).await }

@@ -37,7 +37,12 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP server and the workers until SIGINT/SIGTERM.
-    Serve,
+    Serve {
+        /// Run the plan's clock N times faster than real time (1440 = a day per minute), to
+        /// watch a ramp against a test world. Never use it against real mailbox providers.
+        #[arg(long, value_name = "N", value_parser = parse_scale)]
+        time_scale: Option<f64>,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -160,7 +165,7 @@ pub(crate) fn clock() -> SharedClock {
 
 async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve => serve(config).await,
+        Command::Serve { time_scale } => serve(config, time_scale).await,
         Command::Config { .. } => unreachable!("handled before the config is loaded"),
         Command::Seeds { command } => match command {
             SeedsCommand::Import { file, dry_run } => seeds_import(config, &file, dry_run).await,
@@ -173,15 +178,30 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+fn parse_scale(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (1.0..=100_000.0).contains(&v) => Ok(v),
+        _ => Err(format!("expected a factor from 1 to 100000, got {s:?}")),
+    }
+}
+
+async fn serve(config: Config, time_scale: Option<f64>) -> anyhow::Result<ExitCode> {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         config = ?config.path,
         database = %config.server.database_url,
         bind = %config.server.bind,
+        time_scale = time_scale.unwrap_or(1.0),
         "starting hearth"
     );
-    let app = App::build(config, clock()).await?;
+    let clock: SharedClock = match time_scale {
+        Some(n) if n > 1.0 => {
+            tracing::warn!(factor = n, "time runs {n}x faster than real time");
+            Arc::new(crate::clock::ScaledClock::new(n))
+        }
+        _ => clock(),
+    };
+    let app = App::build(config, clock).await?;
     let shutdown = CancellationToken::new();
     let signal = shutdown.clone();
     tokio::spawn(async move {
