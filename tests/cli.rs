@@ -1,6 +1,8 @@
 //! The `hearth` binary as users run it: config check, serve on SQLite and PostgreSQL,
 //! seed import, campaign state changes, and bad input that changes nothing.
 
+#[path = "common/lab.rs"]
+mod lab;
 #[path = "common/pg.rs"]
 #[allow(dead_code)]
 mod pg;
@@ -359,28 +361,8 @@ fn seeds_import_is_all_or_nothing() {
 
 /// config/lab.toml with its paths pointed at the running lab and `dir`, or None without a lab.
 fn lab_config(dir: &Path) -> Option<String> {
-    let lab = std::env::var("HEARTH_LAB_DIR").unwrap_or_else(|_| "/tmp/hearth-lab".into());
-    let up = Path::new(&lab).join("tls/ca.pem").exists()
-        && TcpStream::connect_timeout(&"127.0.0.1:5587".parse().unwrap(), Duration::from_secs(1))
-            .is_ok();
-    if !up {
-        assert!(
-            std::env::var("HEARTH_TEST_REQUIRE_LAB").as_deref() != Ok("1"),
-            "HEARTH_TEST_REQUIRE_LAB=1 but the lab is not running"
-        );
-        eprintln!("cli lab tests: skipped (lab not running; scripts/lab up)");
-        return None;
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("config/lab.toml"))
-        .unwrap()
-        .replace("/tmp/hearth-lab", &lab)
-        .replace(
-            "data_dir = \"data/lab\"",
-            &format!("data_dir = {:?}", dir.join("data").to_str().unwrap()),
-        )
-        .replace("bind = \"127.0.0.1:8080\"", "bind = \"127.0.0.1:0\"");
-    Some(text)
+    let lab = lab::lab_dir("cli lab tests", &[5353, 5587])?;
+    Some(lab::lab_config_text(&lab, &dir.join("data")))
 }
 
 #[test]

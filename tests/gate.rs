@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::Duration;
+
+#[path = "common/lab.rs"]
+mod lab;
 
 use hearth::config::Config;
 use hearth::domain::{CampaignStatus, PauseReason, Verdict};
@@ -14,25 +16,7 @@ use hearth::startup::App;
 use hearth::store;
 
 fn lab_dir() -> Option<PathBuf> {
-    let dir =
-        PathBuf::from(std::env::var("HEARTH_LAB_DIR").unwrap_or_else(|_| "/tmp/hearth-lab".into()));
-    let up = dir.join("tls/ca.pem").exists()
-        && std::net::TcpStream::connect_timeout(
-            &"127.0.0.1:5587".parse().unwrap(),
-            Duration::from_secs(1),
-        )
-        .is_ok();
-    if up {
-        return Some(dir);
-    }
-    if std::env::var("HEARTH_TEST_REQUIRE_LAB").as_deref() == Ok("1") {
-        panic!(
-            "HEARTH_TEST_REQUIRE_LAB=1 but the lab is not running at {}: run scripts/lab up",
-            dir.display()
-        );
-    }
-    eprintln!("gate lab tests: skipped (lab not running; scripts/lab up)");
-    None
+    lab::lab_dir("gate lab tests", &[5353, 5587])
 }
 
 fn lab_dns(args: &[&str]) {
@@ -74,14 +58,7 @@ impl Drop for Restore {
 
 fn config(lab: &Path, data: &Path) -> Config {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut text = std::fs::read_to_string(root.join("config/lab.toml"))
-        .unwrap()
-        .replace("/tmp/hearth-lab", lab.to_str().unwrap())
-        .replace(
-            "data_dir = \"data/lab\"",
-            &format!("data_dir = {:?}", data.to_str().unwrap()),
-        )
-        .replace("bind = \"127.0.0.1:8080\"", "bind = \"127.0.0.1:0\"");
+    let mut text = lab::lab_config_text(lab, data);
     text.push_str(&format!(
         r#"
 [[senders]]

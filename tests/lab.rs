@@ -6,10 +6,12 @@
 //! Needs `scripts/lab up`. Without the lab the tests say so and pass, unless
 //! HEARTH_TEST_REQUIRE_LAB=1 (as scripts/test sets), where a missing lab is a failure.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+#[path = "common/lab.rs"]
+mod lab;
 
 use futures::TryStreamExt as _;
 use hearth::clock::{Clock as _, ManualClock};
@@ -22,48 +24,18 @@ use hearth::store;
 use secrecy::SecretString;
 
 fn lab_dir() -> Option<PathBuf> {
-    let dir =
-        PathBuf::from(std::env::var("HEARTH_LAB_DIR").unwrap_or_else(|_| "/tmp/hearth-lab".into()));
-    let up = dir.join("tls/ca.pem").exists()
-        && std::net::TcpStream::connect_timeout(
-            &"127.0.0.1:5587".parse().unwrap(),
-            Duration::from_secs(1),
-        )
-        .is_ok()
-        && std::net::TcpStream::connect_timeout(
-            &"127.0.0.1:1143".parse().unwrap(),
-            Duration::from_secs(1),
-        )
-        .is_ok();
-    if up {
-        return Some(dir);
-    }
-    if std::env::var("HEARTH_TEST_REQUIRE_LAB").as_deref() == Ok("1") {
-        panic!(
-            "HEARTH_TEST_REQUIRE_LAB=1 but the lab is not running at {}: run scripts/lab up",
-            dir.display()
-        );
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "lab tests: skipped (lab not running; scripts/lab up)"
-    );
-    None
+    lab::lab_dir("lab tests", &[5587, 1143])
 }
 
 /// config/lab.toml, pointed at this lab dir and a fresh SQLite database.
 fn lab_config(lab: &Path, data: &Path) -> Config {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("config/lab.toml"))
-        .unwrap()
-        .replace("/tmp/hearth-lab", lab.to_str().unwrap())
-        .replace(
-            "data_dir = \"data/lab\"",
-            &format!("data_dir = {:?}", data.to_str().unwrap()),
-        )
-        .replace("bind = \"127.0.0.1:8080\"", "bind = \"127.0.0.1:0\"");
-    Config::from_toml(&text, Some(&root.join("config/lab.toml")), &[])
-        .expect("config/lab.toml is valid")
+    Config::from_toml(
+        &lab::lab_config_text(lab, data),
+        Some(&root.join("config/lab.toml")),
+        &[],
+    )
+    .expect("config/lab.toml is valid")
 }
 
 /// Messages with this Message-ID in a folder (their raw headers), through our own IMAP session.

@@ -9,31 +9,17 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[path = "common/lab.rs"]
+#[allow(dead_code)]
+mod lab;
+
 use hearth::config::DnsConfig;
 use hearth::domain::{DomainName, EmailAddress, Endpoint, TlsMode, Verdict};
 use hearth::preflight::dns::DnsClient;
 use hearth::preflight::{CheckId, DkimExpectation, Identity, Options, run_checks};
 
 fn lab_dir() -> Option<PathBuf> {
-    let dir =
-        PathBuf::from(std::env::var("HEARTH_LAB_DIR").unwrap_or_else(|_| "/tmp/hearth-lab".into()));
-    let up = dir.join("tls/ca.pem").exists()
-        && std::net::TcpStream::connect_timeout(
-            &"127.0.0.1:5353".parse().unwrap(),
-            Duration::from_secs(1),
-        )
-        .is_ok();
-    if up {
-        return Some(dir);
-    }
-    if std::env::var("HEARTH_TEST_REQUIRE_LAB").as_deref() == Ok("1") {
-        panic!(
-            "HEARTH_TEST_REQUIRE_LAB=1 but the lab is not running at {}: run scripts/lab up",
-            dir.display()
-        );
-    }
-    eprintln!("preflight lab tests: skipped (lab not running; scripts/lab up)");
-    None
+    lab::lab_dir("preflight lab tests", &[5353, 5587])
 }
 
 fn dns() -> DnsClient {
