@@ -110,6 +110,16 @@ impl Store {
         let pool = match backend {
             Backend::Sqlite => connect_sqlite(url).await,
             Backend::Postgres => {
+                // One direct attempt first: a refused or misaddressed server fails at once
+                // with its real reason, instead of after the pool's acquire timeout.
+                match tokio::time::timeout(ACQUIRE_TIMEOUT, sqlx::AnyConnection::connect(url)).await
+                {
+                    Ok(Ok(conn)) => {
+                        let _ = sqlx::Connection::close(conn).await;
+                    }
+                    Ok(Err(e)) => return Err(connect_err(e)),
+                    Err(_) => return Err(connect_err(sqlx::Error::PoolTimedOut)),
+                }
                 AnyPoolOptions::new()
                     .max_connections(PG_MAX_CONNECTIONS)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
