@@ -2,7 +2,7 @@
 //! file with any bad row imports nothing, and every bad row is reported by line number.
 //!
 //! Columns (header row required, any order): `address` (required), `provider`,
-//! `imap_host` (required), `imap_port`, `imap_tls`, `imap_username`, `imap_password`,
+//! `daily_cap`, `imap_host` (required), `imap_port`, `imap_tls`, `imap_username`, `imap_password`,
 //! `imap_ca_file`, `smtp_host`, `smtp_port`, `smtp_tls`, `smtp_username`, `smtp_password`,
 //! `smtp_ca_file`, `inbox_folder`, `spam_folder`, `sent_folder`, `warmup_folder`.
 //! Passwords are `env:NAME`, `file:PATH` or the password itself (sealed before it is stored).
@@ -15,6 +15,7 @@ use crate::config::{RawConn, RawFolders, RawSeed, SeedConfig, validate_seed};
 const COLUMNS: &[&str] = &[
     "address",
     "provider",
+    "daily_cap",
     "imap_host",
     "imap_port",
     "imap_tls",
@@ -224,6 +225,14 @@ fn to_raw(row: &HashMap<&str, &str>) -> Result<RawSeed, String> {
             .map(|v| v.to_string())
             .ok_or_else(|| "address: required".to_owned())?,
         provider: row.get("provider").map(|v| v.to_string()),
+        daily_cap: row
+            .get("daily_cap")
+            .map(|v| {
+                v.parse::<u32>().map_err(|_| {
+                    format!("daily_cap: expected messages a day (0 to 1000), got {v:?}")
+                })
+            })
+            .transpose()?,
         imap,
         smtp: conn("smtp")?,
         folders: Some(RawFolders {

@@ -201,6 +201,7 @@ pub fn seed_record(key: &SecretKey, s: &SeedConfig, source: Source) -> store::se
     store::seeds::SeedRecord {
         address: s.address.clone(),
         provider: s.provider,
+        daily_cap: s.daily_cap,
         imap: endpoint(key, &s.imap),
         smtp: s.smtp.as_ref().map(|c| endpoint(key, c)),
         folders: serde_json::to_string(&s.folders).expect("folder overrides serialize"),

@@ -83,13 +83,13 @@ pub fn spawn_all(app: &App, tracker: &TaskTracker, shutdown: CancellationToken) 
     ));
 
     let a = app.clone();
-    let dispatcher = std::sync::Arc::new(tokio::sync::Mutex::new(Dispatcher::new(app.clone())));
+    let dispatcher = std::sync::Arc::new(Dispatcher::new(app.clone()));
     let tick = scaled(clock, Duration::from_secs(5), Duration::from_millis(200));
     tracker.spawn(every(tick, shutdown.clone(), move || {
         let a = a.clone();
         let d = dispatcher.clone();
         async move {
-            let result = d.lock().await.run_once(20).await;
+            let result = d.run_once(20).await;
             match result {
                 Ok(r) if r.claimed == 0 => {}
                 Ok(r) => {
@@ -109,6 +109,24 @@ pub fn spawn_all(app: &App, tracker: &TaskTracker, shutdown: CancellationToken) 
             }
         }
     }));
+
+    // Interrupted sends (a node died mid-transaction) are settled before anything is resent.
+    let a = app.clone();
+    let period = Duration::from_secs(app.config.warmup.lease_secs.min(60));
+    tracker.spawn(every(
+        scaled(clock, period, Duration::from_secs(1)),
+        shutdown.clone(),
+        move || {
+            let a = a.clone();
+            async move {
+                match crate::sender::reconcile::run_once(&a).await {
+                    Ok(r) if r == Default::default() => {}
+                    Ok(r) => tracing::info!(report = ?r, "reconciled interrupted sends"),
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "reconciliation failed"),
+                }
+            }
+        },
+    ));
 
     let a = app.clone();
     tracker.spawn(every(

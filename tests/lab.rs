@@ -118,7 +118,7 @@ async fn campaign_day_one_lands_in_inbox_and_spam_as_the_ledger_says() {
 
     // Nothing is due yet unless the window says so; move to the end of the day's window.
     clock.advance(24 * 3600);
-    let mut dispatcher = Dispatcher::new(app.clone());
+    let dispatcher = Dispatcher::new(app.clone());
     let report = dispatcher.run_once(50).await.unwrap();
     assert_eq!((report.claimed, report.sent), (6, 6), "{report:?}");
     assert_eq!(

@@ -213,6 +213,7 @@ fn seed_record(address: &str) -> SeedRecord {
     SeedRecord {
         address: EmailAddress::parse(address).unwrap(),
         provider: Provider::Gmail,
+        daily_cap: seeds::DEFAULT_DAILY_CAP,
         imap: endpoint("imap.gmail.com", 993, TlsMode::Implicit, address),
         smtp: None,
         folders: "{}".to_owned(),
@@ -235,6 +236,10 @@ async fn fixture(store: &Store) -> Fixture {
         .await
         .unwrap();
     let campaign_id = campaigns::upsert_from_config(pool, "spring", sender_id, "{}", 10)
+        .await
+        .unwrap();
+    // Only active campaigns' rows are claimed.
+    campaigns::set_status(pool, campaign_id, CampaignStatus::Active, None, None, 10)
         .await
         .unwrap();
     Fixture {
@@ -491,7 +496,11 @@ async fn check_constraints_reject_unknown_words(store: Store) {
 async fn campaign_upsert_keeps_status_and_transitions(store: Store) {
     let pool = store.pool();
     let f = fixture(&store).await;
-    let c = campaigns::get(pool, f.campaign_id).await.unwrap().unwrap();
+    // A campaign of its own: the fixture's is already active.
+    let cid = campaigns::upsert_from_config(pool, "autumn", f.sender_id, "{}", 10)
+        .await
+        .unwrap();
+    let c = campaigns::get(pool, cid).await.unwrap().unwrap();
     assert_eq!(c.status, CampaignStatus::Draft);
     assert_eq!(
         (c.sender_name.as_str(), c.auto_resume, c.started_at),
@@ -502,22 +511,22 @@ async fn campaign_upsert_keeps_status_and_transitions(store: Store) {
     use CampaignStatus::*;
     // draft → active records started_at once.
     assert!(
-        campaigns::transition(pool, f.campaign_id, &[Draft], Active, None, None, 100)
+        campaigns::transition(pool, cid, &[Draft], Active, None, None, 100)
             .await
             .unwrap()
     );
     assert!(
-        !campaigns::transition(pool, f.campaign_id, &[Draft], Active, None, None, 101)
+        !campaigns::transition(pool, cid, &[Draft], Active, None, None, 101)
             .await
             .unwrap()
     );
 
     // A config reload changes the plan, never the status.
-    let again = campaigns::upsert_from_config(pool, "spring", f.sender_id, r#"{"v":2}"#, 150)
+    let again = campaigns::upsert_from_config(pool, "autumn", f.sender_id, r#"{"v":2}"#, 150)
         .await
         .unwrap();
-    assert_eq!(again, f.campaign_id);
-    let c = campaigns::get_by_name(pool, "spring")
+    assert_eq!(again, cid);
+    let c = campaigns::get_by_name(pool, "autumn")
         .await
         .unwrap()
         .unwrap();
@@ -529,7 +538,7 @@ async fn campaign_upsert_keeps_status_and_transitions(store: Store) {
 
     let moved = campaigns::transition(
         pool,
-        f.campaign_id,
+        cid,
         &[Active],
         Paused,
         Some(PauseReason::Preflight),
@@ -539,63 +548,41 @@ async fn campaign_upsert_keeps_status_and_transitions(store: Store) {
     .await
     .unwrap();
     assert!(moved);
-    let c = campaigns::get(pool, f.campaign_id).await.unwrap().unwrap();
+    let c = campaigns::get(pool, cid).await.unwrap().unwrap();
     assert_eq!(c.status, Paused);
     assert_eq!(c.pause_reason, Some(PauseReason::Preflight));
     assert_eq!(c.pause_detail.as_deref(), Some("SPF fails for 192.0.2.10"));
 
     // Resuming clears the reason and keeps the first started_at.
     assert!(
-        campaigns::transition(
-            pool,
-            f.campaign_id,
-            &[Paused, Draft],
-            Active,
-            None,
-            None,
-            300
-        )
-        .await
-        .unwrap()
+        campaigns::transition(pool, cid, &[Paused, Draft], Active, None, None, 300)
+            .await
+            .unwrap()
     );
-    let c = campaigns::get(pool, f.campaign_id).await.unwrap().unwrap();
+    let c = campaigns::get(pool, cid).await.unwrap().unwrap();
     assert_eq!(
         (c.status, c.pause_reason, c.pause_detail),
         (Active, None, None)
     );
     assert_eq!(c.started_at, Some(100));
     assert!(
-        !campaigns::transition(pool, f.campaign_id, &[], Completed, None, None, 301)
+        !campaigns::transition(pool, cid, &[], Completed, None, None, 301)
             .await
             .unwrap()
     );
 
     // set_status: unconditional, but a pause still needs a reason.
-    let err = campaigns::set_status(pool, f.campaign_id, Paused, None, None, 400)
+    let err = campaigns::set_status(pool, cid, Paused, None, None, 400)
         .await
         .unwrap_err();
     assert!(err.is_check_violation(), "{err}");
-    campaigns::set_status(
-        pool,
-        f.campaign_id,
-        Paused,
-        Some(PauseReason::Manual),
-        None,
-        400,
-    )
-    .await
-    .unwrap();
-    campaigns::set_status(
-        pool,
-        f.campaign_id,
-        Completed,
-        Some(PauseReason::Manual),
-        None,
-        500,
-    )
-    .await
-    .unwrap();
-    let c = campaigns::get(pool, f.campaign_id).await.unwrap().unwrap();
+    campaigns::set_status(pool, cid, Paused, Some(PauseReason::Manual), None, 400)
+        .await
+        .unwrap();
+    campaigns::set_status(pool, cid, Completed, Some(PauseReason::Manual), None, 500)
+        .await
+        .unwrap();
+    let c = campaigns::get(pool, cid).await.unwrap().unwrap();
     assert_eq!((c.status, c.pause_reason), (Completed, None));
     assert!(matches!(
         campaigns::set_status(pool, 9999, Active, None, None, 1).await,
@@ -603,13 +590,14 @@ async fn campaign_upsert_keeps_status_and_transitions(store: Store) {
     ));
 
     assert!(
-        campaigns::set_auto_resume(pool, f.campaign_id, false, 600)
+        campaigns::set_auto_resume(pool, cid, false, 600)
             .await
             .unwrap()
     );
     let all = campaigns::list(pool).await.unwrap();
-    assert_eq!(all.len(), 1);
-    assert!(!all[0].auto_resume);
+    assert_eq!(all.len(), 2);
+    let autumn = all.iter().find(|c| c.id == cid).unwrap();
+    assert!(!autumn.auto_resume);
 }
 
 async fn outbox_enqueue_claim_mark_sent(store: Store) {

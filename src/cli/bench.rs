@@ -20,6 +20,21 @@ use crate::preflight::{DkimExpectation, Identity, Options, run_checks};
 pub enum BenchCommand {
     /// Preflight N identities (the lab's scenario identities, cycled).
     Preflight(PreflightBench),
+    /// Send N queued messages through the real dispatcher to an SMTP sink (scripts/bench-dispatch).
+    Dispatch(DispatchBench),
+    /// Plan and insert the day's sends of many campaigns (SQLite, or a PostgreSQL URL).
+    Planning(super::bench_planning::PlanningBench),
+}
+
+#[derive(Debug, Args)]
+pub struct DispatchBench {
+    #[arg(long, default_value_t = 20000)]
+    pub count: usize,
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+    /// The sink, HOST:PORT on loopback (plain text: smtp-sink has no TLS).
+    #[arg(long, default_value = "127.0.0.1:2526")]
+    pub smtp: SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -61,7 +76,110 @@ const SCENARIOS: &[(&str, u8)] = &[
 ];
 
 pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
-    let BenchCommand::Preflight(b) = cmd;
+    match cmd {
+        BenchCommand::Preflight(b) => preflight(b).await,
+        BenchCommand::Dispatch(b) => dispatch(b).await,
+        BenchCommand::Planning(b) => super::bench_planning::run(b).await,
+    }
+}
+
+/// Queues `count` messages to 100 seeds of one sender (no DKIM), then times the dispatcher
+/// draining the queue into the sink: claims, message building, SMTP and completion marks.
+async fn dispatch(b: DispatchBench) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(b.smtp.ip().is_loopback(), "the sink must be on loopback");
+    let dir = tempfile_dir()?;
+    let mut text = format!(
+        r#"
+[server]
+bind = "127.0.0.1:0"
+data_dir = {dir:?}
+[dns]
+nameservers = ["127.0.0.1:5353"]
+[[senders]]
+name = "bench"
+address = "hello@sender.test"
+helo = "mta1.sender.test"
+smtp = {{ host = "{host}", port = {port}, tls = "none" }}
+[[campaigns]]
+name = "bench"
+sender = "bench"
+plan = {{ start_per_day = 1, max_per_day = {max} }}
+"#,
+        dir = dir.display().to_string(),
+        host = b.smtp.ip(),
+        port = b.smtp.port(),
+        max = b.count + 1,
+    );
+    for i in 0..100 {
+        text.push_str(&format!(
+            "[[seeds]]\naddress = \"seed{i}@gmail.test\"\nimap = {{ host = \"127.0.0.1\", port = 1143 }}\n"
+        ));
+    }
+    let config =
+        crate::config::Config::from_toml(&text, None, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let app = crate::startup::App::build(config, Arc::new(crate::clock::SystemClock)).await?;
+    let pool = app.store.pool().clone();
+    let c = crate::store::campaigns::get_by_name(&pool, "bench")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no campaign"))?;
+    crate::store::campaigns::set_status(
+        &pool,
+        c.id,
+        crate::domain::CampaignStatus::Active,
+        None,
+        None,
+        app.clock.now(),
+    )
+    .await?;
+    let seeds = crate::store::seeds::list(&pool).await?;
+    let domain = DomainName::parse("sender.test")?;
+    let mut tx = pool.begin().await?;
+    for i in 0..b.count {
+        let send = crate::store::outbox::NewSend {
+            campaign_id: c.id,
+            seed_id: seeds[i % seeds.len()].id,
+            kind: crate::domain::SendKind::Warmup,
+            message_id: crate::sender::message::new_message_id(&domain),
+            subject: crate::sender::content::subject(),
+            in_reply_to: None,
+            plan_day: None,
+            run_at: 0,
+        };
+        crate::store::outbox::enqueue(&mut *tx, &send, 0).await?;
+    }
+    tx.commit().await?;
+    let dispatcher = crate::sender::Dispatcher::with_concurrency(app.clone(), b.concurrency);
+    let start = Instant::now();
+    let mut sent = 0;
+    while sent < b.count {
+        let r = dispatcher.run_once((b.concurrency * 64) as i64).await?;
+        anyhow::ensure!(
+            r.claimed > 0,
+            "nothing left to claim after {sent} sent ({r:?})"
+        );
+        anyhow::ensure!(r.sent == r.claimed, "not every send succeeded: {r:?}");
+        sent += r.sent;
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "dispatch bench: {} messages, {} sessions, {:.2} s, {:.0} msg/s",
+        b.count,
+        b.concurrency,
+        elapsed.as_secs_f64(),
+        b.count as f64 / elapsed.as_secs_f64()
+    );
+    app.store.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("hearth-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn preflight(b: PreflightBench) -> anyhow::Result<ExitCode> {
     let dns = DnsClient::new(&DnsConfig {
         nameservers: vec![b.dns],
         timeout_ms: 2000,

@@ -12,7 +12,8 @@
 //!   cron); `preflight.recheck_paused_minutes` = 15; `preflight.unknown_grace_minutes` = 60;
 //!   `preflight.smtp_timeout_secs` = 15.
 //! - `warmup.mark_header` = `X-Hearth-Mark`, `warmup.missing_after_minutes` = 120,
-//!   `warmup.scan_interval_secs` = 60.
+//!   `warmup.scan_interval_secs` = 60, `warmup.lease_secs` = 300, `warmup.resend_after_secs` = 1800.
+//! - `seeds[].daily_cap` = 2 (messages a seed receives a day, from every campaign together).
 
 pub mod raw;
 mod validate;
@@ -129,6 +130,10 @@ pub struct WarmupConfig {
     pub mark_header: String,
     pub missing_after_minutes: u64,
     pub scan_interval_secs: u64,
+    /// How long a claimed outbox row is leased before it counts as interrupted.
+    pub lease_secs: u64,
+    /// How long after an interrupted send the message may still arrive before it is resent.
+    pub resend_after_secs: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +214,8 @@ pub struct FolderOverrides {
 pub struct SeedConfig {
     pub address: EmailAddress,
     pub provider: Provider,
+    /// Most messages the seed receives in a day, from every campaign together.
+    pub daily_cap: u32,
     pub imap: ConnConfig,
     pub smtp: Option<ConnConfig>,
     pub folders: FolderOverrides,

@@ -59,6 +59,8 @@ pub struct RawWarmup {
     pub mark_header: Option<String>,
     pub missing_after_minutes: Option<u64>,
     pub scan_interval_secs: Option<u64>,
+    pub lease_secs: Option<u64>,
+    pub resend_after_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,6 +121,7 @@ pub struct RawFolders {
 pub struct RawSeed {
     pub address: String,
     pub provider: Option<String>,
+    pub daily_cap: Option<u32>,
     pub imap: RawConn,
     pub smtp: Option<RawConn>,
     pub folders: Option<RawFolders>,
@@ -154,6 +157,10 @@ pub struct RawPlan {
     pub timezone: Option<String>,
     #[serde(default)]
     pub window: RawWindow,
+    /// Provider name → share (any positive numbers; normalised).
+    pub provider_mix: Option<std::collections::BTreeMap<String, f64>>,
+    pub pair_daily_max: Option<u32>,
+    pub min_gap_secs: Option<u32>,
     #[serde(default)]
     pub rates: RawRates,
 }

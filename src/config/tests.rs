@@ -41,6 +41,30 @@ fn good_config_parses_with_defaults() {
 }
 
 #[test]
+fn plan_keys_and_their_defaults() {
+    let c = load(GOOD).unwrap();
+    let p = &c.campaigns[0].plan;
+    assert_eq!((p.pair_daily_max, p.min_gap_secs), (1, 120));
+    assert_eq!((p.variance_percent, p.provider_mix.as_ref()), (15, None));
+    let text = GOOD.replace(
+        "timezone = \"Europe/Berlin\" }",
+        "timezone = \"Europe/Berlin\", provider_mix = { gmail = 5, outlook = 3, yahoo = 2.0 }, \
+         pair_daily_max = 2, min_gap_secs = 0 }",
+    );
+    let c = load(&text).unwrap();
+    let p = &c.campaigns[0].plan;
+    assert_eq!((p.pair_daily_max, p.min_gap_secs), (2, 0));
+    let mix = p.provider_mix.as_ref().unwrap();
+    for (provider, share) in [
+        (crate::domain::Provider::Gmail, 0.5),
+        (crate::domain::Provider::Outlook, 0.3),
+        (crate::domain::Provider::Yahoo, 0.2),
+    ] {
+        assert!((mix.share(provider) - share).abs() < 1e-9, "{provider}");
+    }
+}
+
+#[test]
 fn defaults_without_a_file() {
     let c = Config::from_toml("", None, &[]).unwrap();
     assert_eq!(c.server.bind.to_string(), "127.0.0.1:8080");
@@ -119,6 +143,11 @@ fn bad_configs() {
             "seeds[0].provider: unknown provider \"gmial\"",
         ),
         (
+            "provider = \"gmail\"",
+            "provider = \"gmail\"\ndaily_cap = 5000",
+            "seeds[0].daily_cap: expected 0 to 1000 messages a day, got 5000",
+        ),
+        (
             "sender = \"main\"",
             "sender = \"other\"",
             "campaigns[0].sender: no sender named \"other\"",
@@ -132,6 +161,36 @@ fn bad_configs() {
             "max_per_day = 10",
             "max_per_day = 1",
             "campaigns[0].plan.max_per_day: expected at least start_per_day (2), got 1",
+        ),
+        (
+            "timezone = \"Europe/Berlin\" }",
+            "timezone = \"Europe/Berlin\", provider_mix = { gmail = 50, hotmail = 50 } }",
+            "campaigns[0].plan.provider_mix.hotmail: unknown provider \"hotmail\"",
+        ),
+        (
+            "timezone = \"Europe/Berlin\" }",
+            "timezone = \"Europe/Berlin\", provider_mix = { gmail = 50, yahoo = 0 } }",
+            "campaigns[0].plan.provider_mix: yahoo: expected a share above 0, got 0",
+        ),
+        (
+            "timezone = \"Europe/Berlin\" }",
+            "timezone = \"Europe/Berlin\", provider_mix = { gmail = 1, Gmail = 2 } }",
+            "campaigns[0].plan.provider_mix: gmail: given twice",
+        ),
+        (
+            "timezone = \"Europe/Berlin\" }",
+            "timezone = \"Europe/Berlin\", provider_mix = {} }",
+            "campaigns[0].plan.provider_mix: expected at least one provider",
+        ),
+        (
+            "timezone = \"Europe/Berlin\" }",
+            "timezone = \"Europe/Berlin\", pair_daily_max = 0 }",
+            "campaigns[0].plan.pair_daily_max: expected at least 1",
+        ),
+        (
+            "timezone = \"Europe/Berlin\" }",
+            "timezone = \"Europe/Berlin\", min_gap_secs = 90000 }",
+            "campaigns[0].plan.min_gap_secs: expected 0 to 86400 seconds",
         ),
         (
             "smtp = { host",

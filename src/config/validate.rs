@@ -480,10 +480,17 @@ fn warmup(cx: &mut Ctx, raw: &RawWarmup) -> WarmupConfig {
     if scan_interval_secs == 0 {
         cx.bad("warmup.scan_interval_secs", "expected at least 1 second");
     }
+    let lease_secs = raw.lease_secs.unwrap_or(300);
+    if !(1..=86_400).contains(&lease_secs) {
+        cx.bad("warmup.lease_secs", "expected 1 to 86400 seconds");
+    }
+    let resend_after_secs = raw.resend_after_secs.unwrap_or(1800);
     WarmupConfig {
         mark_header,
         missing_after_minutes,
         scan_interval_secs,
+        lease_secs,
+        resend_after_secs,
     }
 }
 
@@ -651,6 +658,15 @@ fn seed(cx: &mut Ctx, key: &str, raw: &RawSeed) -> Option<SeedConfig> {
         .smtp
         .as_ref()
         .map(|s| cx.conn(&format!("{key}.smtp"), s, &user, SMTP_PORTS));
+    let daily_cap = raw
+        .daily_cap
+        .unwrap_or(crate::store::seeds::DEFAULT_DAILY_CAP);
+    if daily_cap > 1000 {
+        cx.bad(
+            format!("{key}.daily_cap"),
+            format!("expected 0 to 1000 messages a day, got {daily_cap}"),
+        );
+    }
     let folders = raw
         .folders
         .as_ref()
@@ -669,10 +685,12 @@ fn seed(cx: &mut Ctx, key: &str, raw: &RawSeed) -> Option<SeedConfig> {
     Some(SeedConfig {
         address: address?,
         provider: provider?,
+        daily_cap,
         imap: imap?,
         smtp,
         folders,
     })
+    .filter(|_| daily_cap <= 1000)
 }
 
 /// Validates one seed outside a config file (CSV import); keys start at the seed (`.imap.port`).
@@ -836,6 +854,35 @@ fn campaign(
             "expected the window to end after it starts",
         );
     }
+    let provider_mix = p.provider_mix.as_ref().and_then(|given| {
+        let k = format!("{k}.provider_mix");
+        let mut shares = Vec::new();
+        for (name, share) in given {
+            match name.parse::<Provider>() {
+                Ok(provider) => shares.push((provider, *share)),
+                Err(e) => cx.bad(format!("{k}.{name}"), e.to_string()),
+            }
+        }
+        (shares.len() == given.len())
+            .then(|| shares.try_into())?
+            .map_err(|e: String| {
+                cx.bad(
+                    k,
+                    format!("{e} (expected shares above 0, like {{ gmail = 50, outlook = 50 }})"),
+                )
+            })
+            .ok()
+    });
+    let pair_daily_max = p
+        .pair_daily_max
+        .unwrap_or(WarmupPlan::DEFAULT_PAIR_DAILY_MAX);
+    if pair_daily_max == 0 {
+        cx.bad(format!("{k}.pair_daily_max"), "expected at least 1");
+    }
+    let min_gap_secs = p.min_gap_secs.unwrap_or(WarmupPlan::DEFAULT_MIN_GAP_SECS);
+    if min_gap_secs > 86_400 {
+        cx.bad(format!("{k}.min_gap_secs"), "expected 0 to 86400 seconds");
+    }
     let d = EngagementRates::default();
     let r = &p.rates;
     let rates = EngagementRates {
@@ -862,6 +909,9 @@ fn campaign(
                 start: start_t,
                 end: end_t,
             },
+            provider_mix,
+            pair_daily_max,
+            min_gap_secs,
             rates,
         },
     })

@@ -25,6 +25,7 @@ pub fn build(
     helo: &HeloName,
     password: Option<&SecretString>,
     timeout: Duration,
+    pool_size: u32,
 ) -> Result<AsyncSmtpTransport<Tokio1Executor>, TransportError> {
     let host = endpoint.host.trim_start_matches('[').trim_end_matches(']');
     let tls = match endpoint.tls {
@@ -56,7 +57,7 @@ pub fn build(
         .timeout(Some(timeout))
         .pool_config(
             PoolConfig::new()
-                .max_size(4)
+                .max_size(pool_size.max(1))
                 .min_idle(0)
                 .idle_timeout(Duration::from_secs(60)),
         );

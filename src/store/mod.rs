@@ -18,7 +18,9 @@ pub mod engagement;
 mod error;
 pub mod ledger;
 pub mod outbox;
+pub mod outbox_bulk;
 pub mod preflight;
+pub mod reconcile;
 mod row;
 #[cfg(test)]
 mod schema_check;

@@ -9,7 +9,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor};
 
-use crate::domain::{OutboxStatus, SendKind};
+use crate::domain::{CampaignStatus, OutboxStatus, SendKind};
 
 use super::row;
 use super::{Backend, Store, StoreError};
@@ -75,6 +75,7 @@ macro_rules! claim_sql {
              WHERE status = $4 AND id ",
             $open,
             "SELECT id FROM outbox WHERE status = $4 AND run_at <= $5 \
+               AND campaign_id IN (SELECT id FROM campaigns WHERE status = $7) \
                ORDER BY run_at, id LIMIT $6",
             $close,
             " RETURNING ",
@@ -108,7 +109,8 @@ where
     row::int(&r, "id")
 }
 
-/// Claims up to `limit` planned rows due at `now` (oldest `run_at` first) for `owner`, for
+/// Claims up to `limit` planned rows of active campaigns due at `now` (oldest `run_at` first;
+/// a paused campaign's rows wait) for `owner`, for
 /// `lease_secs`: they become `sending` and their `attempts` go up by one. Concurrent
 /// claimers, on any number of nodes, never get the same row. Returned in `run_at` order.
 pub async fn claim_due(
@@ -129,6 +131,7 @@ pub async fn claim_due(
         .bind(OutboxStatus::Planned.as_str())
         .bind(now)
         .bind(limit)
+        .bind(CampaignStatus::Active.as_str())
         .fetch_all(store.pool())
         .await?
         .iter()

@@ -10,12 +10,18 @@ use super::row::{self, AnyQuery, IMAP, SMTP};
 
 const TABLE: &str = "seeds";
 
+/// How many messages a seed receives in a day, from every campaign together, unless its
+/// `daily_cap` says otherwise (the column's default).
+pub const DEFAULT_DAILY_CAP: u32 = 2;
+
 /// A seed as configured. The config (or import) is the source of truth for these fields;
 /// the seed's health ([`SeedRow::status`]) is Hearth's own and survives upserts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeedRecord {
     pub address: EmailAddress,
     pub provider: Provider,
+    /// Most messages a day, from every campaign together ([`DEFAULT_DAILY_CAP`] unless set).
+    pub daily_cap: u32,
     pub imap: Endpoint,
     /// For sending replies from the seed (optional).
     pub smtp: Option<Endpoint>,
@@ -40,7 +46,7 @@ macro_rules! seed_cols {
         "id, address, provider, status, status_reason, \
          imap_host, imap_port, imap_tls, imap_ca_file, imap_username, imap_secret, \
          smtp_host, smtp_port, smtp_tls, smtp_ca_file, smtp_username, smtp_secret, \
-         folders, source, created_at, updated_at"
+         folders, source, daily_cap, created_at, updated_at"
     };
 }
 
@@ -49,8 +55,8 @@ macro_rules! seed_insert {
         "INSERT INTO seeds (address, provider, \
            imap_host, imap_port, imap_tls, imap_ca_file, imap_username, imap_secret, \
            smtp_host, smtp_port, smtp_tls, smtp_ca_file, smtp_username, smtp_secret, \
-           folders, source, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17)"
+           folders, source, daily_cap, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $18)"
     };
 }
 
@@ -60,6 +66,7 @@ fn bind_record<'q>(q: AnyQuery<'q>, rec: &SeedRecord, now: i64) -> AnyQuery<'q> 
     let q = row::bind_endpoint(q, rec.smtp.as_ref());
     q.bind(rec.folders.clone())
         .bind(rec.source.as_str())
+        .bind(i64::from(rec.daily_cap))
         .bind(now)
 }
 
@@ -80,6 +87,7 @@ where
            smtp_tls = excluded.smtp_tls, smtp_ca_file = excluded.smtp_ca_file, \
            smtp_username = excluded.smtp_username, smtp_secret = excluded.smtp_secret, \
            folders = excluded.folders, source = excluded.source, \
+           daily_cap = excluded.daily_cap, \
            updated_at = excluded.updated_at \
          RETURNING id"
     ));
@@ -214,10 +222,137 @@ fn decode(r: &AnyRow) -> Result<SeedRow, StoreError> {
             smtp: row::endpoint_opt(r, TABLE, &SMTP)?,
             folders: row::text(r, "folders")?,
             source: row::parsed(r, TABLE, "source")?,
+            daily_cap: cap(r, "daily_cap")?,
         },
         status: row::parsed(r, TABLE, "status")?,
         status_reason: row::text_opt(r, "status_reason")?,
         created_at: row::int(r, "created_at")?,
         updated_at: row::int(r, "updated_at")?,
     })
+}
+
+fn cap(r: &AnyRow, col: &'static str) -> Result<u32, StoreError> {
+    let v = row::int(r, col)?;
+    u32::try_from(v).map_err(|_| StoreError::corrupt(TABLE, col, format!("{v} is not a count")))
+}
+
+/// Sets how many messages the seed may receive in a day, from every campaign together.
+/// Returns false when no seed has this address.
+pub async fn set_daily_cap<'c, E>(
+    ex: E,
+    address: &EmailAddress,
+    cap: u32,
+    now: i64,
+) -> Result<bool, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let done = sqlx::query("UPDATE seeds SET daily_cap = $2, updated_at = $3 WHERE address = $1")
+        .bind(address.to_string())
+        .bind(i64::from(cap))
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// An active seed as the planner sees it on one local day of one sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedDay {
+    pub id: i64,
+    pub address: EmailAddress,
+    pub provider: Provider,
+    pub daily_cap: u32,
+    /// Warm-up messages planned for the seed on the day, from every campaign.
+    pub planned_today: u32,
+    /// The same, from campaigns of this sender only.
+    pub pair_today: u32,
+    /// The latest `run_at` of a warm-up message from this sender to the seed within
+    /// [`ROTATION_LOOKBACK_SECS`] before the day (longer ago counts as never).
+    pub last_sent_at: Option<i64>,
+}
+
+/// How far back [`planning_day`] looks for a seed's last message from the sender: enough for
+/// rotation (a seed unused that long comes first anyway), and it keeps the look-up an index
+/// range instead of the seed's whole history.
+pub const ROTATION_LOOKBACK_SECS: i64 = 30 * 86_400;
+
+/// Every active seed with what the outbox already holds for it on the day `[day_start,
+/// day_end)` (unix seconds: a local day of the planning campaign). Cancelled and failed
+/// rows never reached the seed and do not count. By id.
+pub async fn planning_day<'c, E>(
+    ex: E,
+    sender_id: i64,
+    day_start: i64,
+    day_end: i64,
+) -> Result<Vec<SeedDay>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    sqlx::query(
+        "SELECT s.id, s.address, s.provider, s.daily_cap, \
+           (SELECT COUNT(*) FROM outbox o WHERE o.seed_id = s.id \
+              AND o.run_at >= $1 AND o.run_at < $2 \
+              AND o.kind = $3 AND o.status <> $4 AND o.status <> $5) AS planned_today, \
+           (SELECT COUNT(*) FROM outbox o JOIN campaigns c ON c.id = o.campaign_id \
+              WHERE o.seed_id = s.id AND c.sender_id = $6 AND o.run_at >= $1 AND o.run_at < $2 \
+              AND o.kind = $3 AND o.status <> $4 AND o.status <> $5) AS pair_today, \
+           (SELECT MAX(o.run_at) FROM outbox o JOIN campaigns c ON c.id = o.campaign_id \
+              WHERE o.seed_id = s.id AND c.sender_id = $6 AND o.run_at >= $8 \
+              AND o.kind = $3 AND o.status <> $4 AND o.status <> $5) AS last_sent_at \
+         FROM seeds s WHERE s.status = $7 ORDER BY s.id",
+    )
+    .bind(day_start)
+    .bind(day_end)
+    .bind(SendKind::Warmup.as_str())
+    .bind(OutboxStatus::Cancelled.as_str())
+    .bind(OutboxStatus::Failed.as_str())
+    .bind(sender_id)
+    .bind(SeedStatus::Active.as_str())
+    .bind(day_start - ROTATION_LOOKBACK_SECS)
+    .fetch_all(ex)
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(SeedDay {
+            id: row::int(r, "id")?,
+            address: row::parsed(r, TABLE, "address")?,
+            provider: row::parsed(r, TABLE, "provider")?,
+            daily_cap: cap(r, "daily_cap")?,
+            planned_today: cap(r, "planned_today")?,
+            pair_today: cap(r, "pair_today")?,
+            last_sent_at: row::int_opt(r, "last_sent_at")?,
+        })
+    })
+    .collect()
+}
+
+/// The campaign's warm-up messages per seed provider with `run_at` in `[from, to)`
+/// (cancelled and failed ones left out): what the provider mix has had lately.
+pub async fn campaign_sends_by_provider<'c, E>(
+    ex: E,
+    campaign_id: i64,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(Provider, u32)>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    sqlx::query(
+        "SELECT s.provider, COUNT(*) AS n FROM outbox o JOIN seeds s ON s.id = o.seed_id \
+         WHERE o.campaign_id = $1 AND o.run_at >= $2 AND o.run_at < $3 \
+           AND o.kind = $4 AND o.status <> $5 AND o.status <> $6 \
+         GROUP BY s.provider ORDER BY s.provider",
+    )
+    .bind(campaign_id)
+    .bind(from)
+    .bind(to)
+    .bind(SendKind::Warmup.as_str())
+    .bind(OutboxStatus::Cancelled.as_str())
+    .bind(OutboxStatus::Failed.as_str())
+    .fetch_all(ex)
+    .await?
+    .iter()
+    .map(|r| Ok((row::parsed(r, TABLE, "provider")?, cap(r, "n")?)))
+    .collect()
 }

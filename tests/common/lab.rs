@@ -44,3 +44,46 @@ pub fn lab_config_text(lab: &Path, data: &Path) -> String {
         )
         .replace("bind = \"127.0.0.1:8080\"", "bind = \"127.0.0.1:0\"")
 }
+
+/// How many copies of `message_id` the mailbox `user` holds, across all its folders.
+#[allow(dead_code)]
+pub async fn copies_in_mailbox(lab: &Path, user: &str, message_id: &str) -> usize {
+    use futures::TryStreamExt as _;
+    let endpoint = hearth::domain::Endpoint {
+        host: "127.0.0.1".into(),
+        port: 1993,
+        tls: hearth::domain::TlsMode::Implicit,
+        ca_file: Some(lab.join("tls/ca.pem")),
+        username: user.into(),
+        secret: hearth::secrets::SecretRef::None,
+    };
+    let pw = secrecy::SecretString::from("lab-pass-1".to_owned());
+    let mut s = hearth::engagement::imap::connect(&endpoint, &pw, Duration::from_secs(10))
+        .await
+        .expect("IMAP login to the lab");
+    let names: Vec<_> = s
+        .list(Some(""), Some("*"))
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let folders: Vec<String> = names
+        .iter()
+        .map(hearth::engagement::folders::from_imap)
+        .filter(|f| f.selectable)
+        .map(|f| f.name)
+        .collect();
+    let bare = message_id.trim_matches(['<', '>']);
+    let mut n = 0;
+    for f in folders {
+        s.select(&f).await.unwrap();
+        n += s
+            .uid_search(format!("HEADER Message-ID \"{bare}\""))
+            .await
+            .unwrap()
+            .len();
+    }
+    let _ = s.logout().await;
+    n
+}

@@ -1,0 +1,195 @@
+//! Bulk writes for planning: a day's sends (or many campaigns' days) in multi-row INSERTs.
+//!
+//! Each statement binds as many rows as the backend allows parameters (SQLite 32766,
+//! PostgreSQL 65535). Callers pass the connection of their transaction (`&mut *tx`), so the
+//! claim of a day and its sends commit together.
+//!
+//! On SQLite the placeholders are anonymous (`?`): sqlx binds SQLite parameters by looking
+//! up each one's name, and SQLite finds a name by walking a list, so numbered placeholders
+//! make a statement of n parameters cost O(n²) (about a minute for a million rows). An
+//! anonymous placeholder has no name to look up.
+
+use std::fmt::Write as _;
+use std::sync::OnceLock;
+
+use sqlx::{AnyConnection, AssertSqlSafe};
+
+use crate::domain::OutboxStatus;
+
+use super::outbox::NewSend;
+use super::{Backend, StoreError, row};
+
+fn backend(conn: &AnyConnection) -> Backend {
+    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        Backend::Sqlite
+    } else {
+        Backend::Postgres
+    }
+}
+
+/// Parameters one statement may bind: SQLite's `SQLITE_MAX_VARIABLE_NUMBER` (since 3.32),
+/// PostgreSQL's protocol limit.
+fn max_params(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 32_766,
+        Backend::Postgres => 65_535,
+    }
+}
+
+/// `head` then `rows` tuples of `per_row` placeholders, then `tail`.
+fn values_sql(backend: Backend, head: &str, rows: usize, per_row: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + rows * per_row * 7 + tail.len());
+    sql.push_str(head);
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ",(" });
+        for c in 0..per_row {
+            if c > 0 {
+                sql.push(',');
+            }
+            match backend {
+                Backend::Sqlite => sql.push('?'),
+                Backend::Postgres => {
+                    let _ = write!(sql, "${}", r * per_row + c + 1);
+                }
+            }
+        }
+        sql.push(')');
+    }
+    sql.push_str(tail);
+    sql
+}
+
+const OUTBOX_HEAD: &str = "INSERT INTO outbox (campaign_id, seed_id, kind, message_id, subject, \
+     in_reply_to, status, plan_day, run_at, created_at) VALUES ";
+const OUTBOX_COLUMNS: usize = 10;
+
+/// Rows in one full statement.
+fn outbox_chunk(backend: Backend) -> usize {
+    max_params(backend) / OUTBOX_COLUMNS
+}
+
+/// The statement for a full chunk, built once per backend.
+fn full_outbox_sql(backend: Backend) -> &'static str {
+    static SQLITE: OnceLock<String> = OnceLock::new();
+    static POSTGRES: OnceLock<String> = OnceLock::new();
+    let cell = match backend {
+        Backend::Sqlite => &SQLITE,
+        Backend::Postgres => &POSTGRES,
+    };
+    cell.get_or_init(|| {
+        values_sql(
+            backend,
+            OUTBOX_HEAD,
+            outbox_chunk(backend),
+            OUTBOX_COLUMNS,
+            "",
+        )
+    })
+}
+
+/// Enqueues every send (the same columns as [`super::outbox::enqueue`], status `planned`)
+/// in as few statements as the backend's parameter limit allows. Returns the rows inserted.
+pub async fn enqueue_many(
+    conn: &mut AnyConnection,
+    sends: &[NewSend],
+    now: i64,
+) -> Result<u64, StoreError> {
+    let backend = backend(conn);
+    let chunk = outbox_chunk(backend);
+    let mut inserted = 0;
+    for part in sends.chunks(chunk) {
+        let owned;
+        let sql = if part.len() == chunk {
+            full_outbox_sql(backend)
+        } else {
+            owned = values_sql(backend, OUTBOX_HEAD, part.len(), OUTBOX_COLUMNS, "");
+            &owned
+        };
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for s in part {
+            q = q
+                .bind(s.campaign_id)
+                .bind(s.seed_id)
+                .bind(s.kind.as_str())
+                .bind(s.message_id.as_str())
+                .bind(s.subject.as_str())
+                .bind(s.in_reply_to.as_deref())
+                .bind(OutboxStatus::Planned.as_str())
+                .bind(s.plan_day.as_deref())
+                .bind(s.run_at)
+                .bind(now);
+        }
+        inserted += q.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(inserted)
+}
+
+/// A campaign's plan day to claim, with the number of sends it plans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayClaim {
+    pub campaign_id: i64,
+    /// `YYYY-MM-DD` in the campaign's time zone.
+    pub plan_day: String,
+    pub sends: i64,
+}
+
+/// Claims many plan days at once (as [`super::outbox::claim_plan_day`] does one). Returns
+/// the campaign ids whose day this call claimed; days already claimed are skipped.
+pub async fn claim_plan_days(
+    conn: &mut AnyConnection,
+    claims: &[DayClaim],
+    now: i64,
+) -> Result<Vec<i64>, StoreError> {
+    let backend = backend(conn);
+    let mut claimed = Vec::with_capacity(claims.len());
+    for part in claims.chunks(max_params(backend) / 4) {
+        let sql = values_sql(
+            backend,
+            "INSERT INTO campaign_days (campaign_id, plan_day, sends, planned_at) VALUES ",
+            part.len(),
+            4,
+            " ON CONFLICT DO NOTHING RETURNING campaign_id",
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for c in part {
+            q = q
+                .bind(c.campaign_id)
+                .bind(c.plan_day.as_str())
+                .bind(c.sends)
+                .bind(now);
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            claimed.push(row::int(&r, "campaign_id")?);
+        }
+    }
+    Ok(claimed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_hold_their_rows_within_the_limit() {
+        let tuples = |b| values_sql(b, "V ", 2, 3, " T");
+        assert_eq!(tuples(Backend::Sqlite), "V (?,?,?),(?,?,?) T");
+        assert_eq!(tuples(Backend::Postgres), "V ($1,$2,$3),($4,$5,$6) T");
+        for b in [Backend::Sqlite, Backend::Postgres] {
+            let sql = full_outbox_sql(b);
+            let params = match b {
+                Backend::Sqlite => sql.matches('?').count(),
+                Backend::Postgres => sql.matches('$').count(),
+            };
+            assert_eq!(params, outbox_chunk(b) * OUTBOX_COLUMNS);
+            assert!(params <= max_params(b) && params + OUTBOX_COLUMNS > max_params(b));
+        }
+    }
+
+    #[test]
+    fn the_migration_pair_differs_in_nothing() {
+        // Only id types may differ between backends; this migration has none.
+        let sqlite = include_str!("../../migrations/sqlite/20261129000002_seed_daily_cap.sql");
+        let pg = include_str!("../../migrations/postgres/20261129000002_seed_daily_cap.sql");
+        assert_eq!(sqlite, pg);
+    }
+}

@@ -1,0 +1,244 @@
+//! The store side of planning on both backends: bulk enqueue across chunk boundaries, bulk
+//! day claims, and the seeds' day as the planner sees it.
+
+use hearth::domain::{EmailAddress, OutboxStatus, SendKind};
+use hearth::store::outbox::NewSend;
+use hearth::store::outbox_bulk::{self, DayClaim};
+use hearth::store::{campaigns, outbox, seeds, senders};
+
+use crate::on_both;
+
+async fn fixture(pool: &sqlx::AnyPool) -> (i64, i64, Vec<i64>) {
+    use hearth::domain::{Endpoint, HeloName, Provider, Source, TlsMode};
+    use hearth::secrets::SecretRef;
+    let ep = |host: &str, user: &str| Endpoint {
+        host: host.to_owned(),
+        port: 587,
+        tls: TlsMode::Starttls,
+        ca_file: None,
+        username: user.to_owned(),
+        secret: SecretRef::Env("PW".into()),
+    };
+    let mut sender_ids = Vec::new();
+    for name in ["x", "y"] {
+        let rec = senders::SenderRecord {
+            name: name.to_owned(),
+            address: EmailAddress::parse(&format!("hi@{name}.test")).unwrap(),
+            display_name: None,
+            helo: HeloName::parse(&format!("mta.{name}.test")).unwrap(),
+            ips: vec![],
+            smtp: ep("smtp.test", "hi"),
+            dkim: None,
+            imap: None,
+            source: Source::Config,
+        };
+        sender_ids.push(senders::upsert(pool, &rec, 1).await.unwrap());
+    }
+    let mut seed_ids = Vec::new();
+    for (address, provider) in [
+        ("s1@gmail.test", Provider::Gmail),
+        ("s2@yahoo.test", Provider::Yahoo),
+    ] {
+        let rec = seeds::SeedRecord {
+            address: EmailAddress::parse(address).unwrap(),
+            provider,
+            daily_cap: seeds::DEFAULT_DAILY_CAP,
+            imap: ep("imap.test", address),
+            smtp: None,
+            folders: "{}".to_owned(),
+            source: Source::Config,
+        };
+        seed_ids.push(seeds::upsert(pool, &rec, 1).await.unwrap());
+    }
+    let cx = campaigns::upsert_from_config(pool, "cx", sender_ids[0], "{}", 1)
+        .await
+        .unwrap();
+    let cy = campaigns::upsert_from_config(pool, "cy", sender_ids[1], "{}", 1)
+        .await
+        .unwrap();
+    (cx, cy, seed_ids)
+}
+
+fn send(campaign_id: i64, seed_id: i64, n: usize, run_at: i64) -> NewSend {
+    NewSend {
+        campaign_id,
+        seed_id,
+        kind: SendKind::Warmup,
+        message_id: format!("<{campaign_id}.{seed_id}.{n}.{run_at}@planning.test>"),
+        subject: format!("subject {n}"),
+        in_reply_to: None,
+        plan_day: Some("2026-11-30".to_owned()),
+        run_at,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_enqueue_crosses_chunks_and_claims_days_once() {
+    on_both(|url| async move {
+        let store = hearth::store::Store::connect(&url).await.unwrap();
+        let pool = store.pool();
+        let (cx, cy, seed_ids) = fixture(pool).await;
+        // More rows than one statement holds on either backend (4095 and 8191 a chunk).
+        let mut sends: Vec<NewSend> = (0..9_001)
+            .map(|n| send(cx, seed_ids[n % 2], n, 1_000 + n as i64))
+            .collect();
+        sends[5].in_reply_to = Some("<parent@x.test>".to_owned());
+        sends[6].plan_day = None;
+        let mut tx = pool.begin().await.unwrap();
+        assert_eq!(
+            outbox_bulk::enqueue_many(&mut tx, &sends, 77)
+                .await
+                .unwrap(),
+            9_001
+        );
+        assert_eq!(
+            outbox_bulk::enqueue_many(&mut tx, &[], 77).await.unwrap(),
+            0
+        );
+        tx.commit().await.unwrap();
+        let counts = outbox::count_by_status(pool, cx).await.unwrap();
+        assert_eq!(counts, vec![(OutboxStatus::Planned, 9_001)]);
+        for s in [&sends[0], &sends[5], &sends[6], &sends[9_000]] {
+            let row = outbox::get_by_message_id(pool, &s.message_id)
+                .await
+                .unwrap()
+                .unwrap();
+            let back = NewSend {
+                campaign_id: row.campaign_id,
+                seed_id: row.seed_id,
+                kind: row.kind,
+                message_id: row.message_id.clone(),
+                subject: row.subject.clone(),
+                in_reply_to: row.in_reply_to.clone(),
+                plan_day: row.plan_day.clone(),
+                run_at: row.run_at,
+            };
+            assert_eq!(&back, s);
+            assert_eq!(
+                (row.status, row.created_at, row.attempts),
+                (OutboxStatus::Planned, 77, 0)
+            );
+        }
+        // A message id twice fails the whole statement (the caller's transaction rolls back).
+        let mut tx = pool.begin().await.unwrap();
+        let dup = [send(cy, seed_ids[0], 1, 5), send(cy, seed_ids[0], 1, 5)];
+        assert!(outbox_bulk::enqueue_many(&mut tx, &dup, 1).await.is_err());
+        drop(tx);
+        assert!(outbox::count_by_status(pool, cy).await.unwrap().is_empty());
+
+        assert!(
+            outbox::claim_plan_day(pool, cx, "2026-11-30", 3, 1)
+                .await
+                .unwrap()
+        );
+        let claims = [
+            DayClaim {
+                campaign_id: cx,
+                plan_day: "2026-11-30".into(),
+                sends: 3,
+            },
+            DayClaim {
+                campaign_id: cy,
+                plan_day: "2026-11-30".into(),
+                sends: 2,
+            },
+            DayClaim {
+                campaign_id: cx,
+                plan_day: "2026-12-01".into(),
+                sends: 0,
+            },
+        ];
+        let mut conn = pool.acquire().await.unwrap();
+        let mut got = outbox_bulk::claim_plan_days(&mut conn, &claims, 5)
+            .await
+            .unwrap();
+        got.sort_unstable();
+        assert_eq!(got, [cx, cy]);
+        assert!(
+            outbox_bulk::claim_plan_days(&mut conn, &claims, 6)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            outbox::plan_days_before(pool, cx, "2026-12-02")
+                .await
+                .unwrap(),
+            1
+        );
+        drop(conn);
+        store.close().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_day_counts_what_the_outbox_holds() {
+    on_both(|url| async move {
+        let store = hearth::store::Store::connect(&url).await.unwrap();
+        let pool = store.pool();
+        let (cx, cy, seed_ids) = fixture(pool).await;
+        let (s1, s2) = (seed_ids[0], seed_ids[1]);
+        let x = campaigns::get(pool, cx).await.unwrap().unwrap().sender_id;
+        let (day, end) = (10_000, 10_000 + 86_400);
+        let mut rows = vec![
+            send(cx, s1, 0, day + 100),    // this sender, today
+            send(cy, s1, 1, day + 200),    // another sender, today
+            send(cx, s1, 2, day - 50_000), // this sender, yesterday
+            send(cx, s1, 3, end),          // tomorrow
+            send(cx, s1, 4, day + 300),    // cancelled below
+            send(cy, s2, 5, day + 400),    // a reply from the seed: not a receive
+            send(cx, s2, 6, day - seeds::ROTATION_LOOKBACK_SECS - 1), // too long ago to rotate
+        ];
+        rows[5].kind = SendKind::Reply;
+        let mut tx = pool.begin().await.unwrap();
+        outbox_bulk::enqueue_many(&mut tx, &rows, 1).await.unwrap();
+        tx.commit().await.unwrap();
+        let cancelled = outbox::get_by_message_id(pool, &rows[4].message_id)
+            .await
+            .unwrap()
+            .unwrap();
+        sqlx::query("UPDATE outbox SET status = $1 WHERE id = $2")
+            .bind(OutboxStatus::Cancelled.as_str())
+            .bind(cancelled.id)
+            .execute(pool)
+            .await
+            .unwrap();
+        let s2_address = EmailAddress::parse("s2@yahoo.test").unwrap();
+        assert!(seeds::set_daily_cap(pool, &s2_address, 7, 2).await.unwrap());
+        let got = seeds::planning_day(pool, x, day, end).await.unwrap();
+        let brief: Vec<_> = got
+            .iter()
+            .map(|s| {
+                (
+                    s.id,
+                    s.daily_cap,
+                    s.planned_today,
+                    s.pair_today,
+                    s.last_sent_at,
+                )
+            })
+            .collect();
+        assert_eq!(
+            brief,
+            [
+                (s1, seeds::DEFAULT_DAILY_CAP, 2, 1, Some(end)),
+                (s2, 7, 0, 0, None)
+            ]
+        );
+        let mix = seeds::campaign_sends_by_provider(pool, cx, day - 86_400, end)
+            .await
+            .unwrap();
+        assert_eq!(mix, [(hearth::domain::Provider::Gmail, 2)]);
+        // A seed taken out of rotation is not a candidate.
+        seeds::set_status(pool, s2, hearth::domain::SeedStatus::Disabled, None, 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            seeds::planning_day(pool, x, day, end).await.unwrap().len(),
+            1
+        );
+        store.close().await;
+    })
+    .await;
+}
