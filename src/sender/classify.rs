@@ -86,8 +86,16 @@ pub fn classify_reply(code: Option<u16>, text: &str) -> Failure {
     }
 }
 
+/// Classifies a failed send.
+pub fn classify(err: &super::transport::SmtpError) -> Failure {
+    match err {
+        super::transport::SmtpError::Connect { .. } => Failure::Retry,
+        super::transport::SmtpError::Smtp(e) => classify_lettre(e),
+    }
+}
+
 /// Classifies a lettre error.
-pub fn classify(err: &lettre::transport::smtp::Error) -> Failure {
+pub fn classify_lettre(err: &lettre::transport::smtp::Error) -> Failure {
     let code = err.status().map(|c| {
         let s = c.to_string();
         s.parse::<u16>()

@@ -11,8 +11,6 @@ pub mod transport;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use lettre::{AsyncSmtpTransport, AsyncTransport as _, Tokio1Executor};
-
 use crate::domain::{CampaignStatus, PauseReason, SeedStatus};
 use crate::startup::App;
 use crate::store::{self, outbox::OutboxRow};
@@ -34,7 +32,7 @@ pub struct DispatchReport {
 /// Sends due outbox rows, several at once. Holds one pooled transport per sender.
 pub struct Dispatcher {
     app: App,
-    transports: tokio::sync::Mutex<HashMap<i64, AsyncSmtpTransport<Tokio1Executor>>>,
+    transports: tokio::sync::Mutex<HashMap<i64, transport::SmtpClient>>,
     concurrency: usize,
 }
 
@@ -382,20 +380,13 @@ impl Dispatcher {
                 t
             }
         };
-        match transport.send(msg).await {
+        match transport.send(&msg).await {
             Ok(resp) => Ok(format!(
                 "{} {}",
                 resp.code(),
                 resp.message().collect::<Vec<_>>().join(" ")
             )),
-            Err(e) => {
-                let failure = classify::classify(&e);
-                if !failure.is_retryable() {
-                    // A fresh connection next time, in case the pooled one is in a bad state.
-                    self.transports.lock().await.remove(&sender.id);
-                }
-                Err(SendError::Smtp(failure, e.to_string()))
-            }
+            Err(e) => Err(SendError::Smtp(classify::classify(&e), e.to_string())),
         }
     }
 }

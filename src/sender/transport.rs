@@ -1,13 +1,25 @@
-//! The SMTP client: one pooled lettre transport per sending identity.
+//! The SMTP client: one small connection pool per sending identity, built on lettre's SMTP
+//! connection (EHLO with our HELO name, STARTTLS, AUTH, DATA).
+//!
+//! Why not lettre's own pooled transport: its sockets keep Nagle's algorithm on, so on a fast
+//! relay every message waits for a delayed ACK (~40 ms each, measured: 22 msg/s on one
+//! session against a sink). Here the TCP socket is opened by us with TCP_NODELAY, then handed
+//! to lettre. Idle connections are reused without a NOOP per message; a pooled connection that
+//! turns out to be dead is replaced once, transparently.
 
-use std::time::Duration;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use lettre::transport::smtp::PoolConfig;
+use lettre::Message;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::{AsyncSmtpTransport, Tokio1Executor};
+use lettre::transport::smtp::response::Response;
 use secrecy::{ExposeSecret, SecretString};
+use tokio::net::TcpStream;
 
 use crate::domain::{Endpoint, HeloName, TlsMode};
 
@@ -19,19 +31,118 @@ pub enum TransportError {
     Tls { host: String, detail: String },
 }
 
-/// Builds the transport. Must be called inside the tokio runtime (the pool spawns a task).
+/// Why a send failed, in a form `classify` can judge.
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpError {
+    /// The relay could not be reached (refused, timeout, reset): transient.
+    #[error("cannot connect to {addr}: {detail}")]
+    Connect { addr: String, detail: String },
+    /// An SMTP-level failure (a reply code, a TLS or AUTH problem) as lettre reports it.
+    #[error(transparent)]
+    Smtp(#[from] lettre::transport::smtp::Error),
+}
+
+/// How long an idle connection is kept for reuse.
+const IDLE: Duration = Duration::from_secs(50);
+
+struct Idle {
+    conn: AsyncSmtpConnection,
+    since: Instant,
+}
+
+/// A pooled SMTP client for one sending identity. Cheap to clone.
+#[derive(Clone)]
+pub struct SmtpClient(Arc<Inner>);
+
+struct Inner {
+    host: String,
+    port: u16,
+    mode: TlsMode,
+    tls: Option<TlsParameters>,
+    implicit: Option<(
+        tokio_rustls::TlsConnector,
+        rustls_pki_types::ServerName<'static>,
+    )>,
+    hello: ClientId,
+    credentials: Option<Credentials>,
+    timeout: Duration,
+    max_idle: usize,
+    idle: tokio::sync::Mutex<Vec<Idle>>,
+}
+
+impl fmt::Debug for SmtpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SmtpClient({}:{}, {})",
+            self.0.host, self.0.port, self.0.mode
+        )
+    }
+}
+
+/// A TLS stream lettre can drive (implicit TLS: the handshake is ours, on our socket).
+#[derive(Debug)]
+struct ImplicitTls(tokio_rustls::client::TlsStream<TcpStream>);
+
+impl tokio::io::AsyncRead for ImplicitTls {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for ImplicitTls {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+impl AsyncTokioStream for ImplicitTls {
+    fn peer_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.0.get_ref().0.peer_addr()
+    }
+}
+
+/// Builds the client. Certificates are verified against the public roots and `ca_file`.
 pub fn build(
     endpoint: &Endpoint,
     helo: &HeloName,
     password: Option<&SecretString>,
     timeout: Duration,
     pool_size: u32,
-) -> Result<AsyncSmtpTransport<Tokio1Executor>, TransportError> {
-    let host = endpoint.host.trim_start_matches('[').trim_end_matches(']');
-    let tls = match endpoint.tls {
-        TlsMode::None => Tls::None,
-        mode => {
-            let mut params = TlsParameters::builder(host.to_owned());
+) -> Result<SmtpClient, TransportError> {
+    let host = endpoint
+        .host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let tls_err = |detail: String| TransportError::Tls {
+        host: host.clone(),
+        detail,
+    };
+    let (tls, implicit) = match endpoint.tls {
+        TlsMode::None => (None, None),
+        TlsMode::Starttls => {
+            let mut params = TlsParameters::builder(host.clone());
             if let Some(ca) = &endpoint.ca_file {
                 let pem = std::fs::read(ca)
                     .map_err(|e| TransportError::Ca(format!("{}: {e}", ca.display())))?;
@@ -39,37 +150,135 @@ pub fn build(
                     .map_err(|e| TransportError::Ca(format!("{}: {e}", ca.display())))?;
                 params = params.add_root_certificate(cert);
             }
-            let params = params.build_rustls().map_err(|e| TransportError::Tls {
-                host: host.to_owned(),
-                detail: e.to_string(),
-            })?;
-            if mode == TlsMode::Implicit {
-                Tls::Wrapper(params)
-            } else {
-                Tls::Required(params)
-            }
+            (
+                Some(params.build_rustls().map_err(|e| tls_err(e.to_string()))?),
+                None,
+            )
+        }
+        TlsMode::Implicit => {
+            let cfg = crate::tls::client_config(endpoint.ca_file.as_deref())
+                .map_err(|e| tls_err(e.to_string()))?;
+            let name = crate::tls::server_name(&host).map_err(|e| tls_err(e.to_string()))?;
+            (None, Some((tokio_rustls::TlsConnector::from(cfg), name)))
         }
     };
-    let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)
-        .port(endpoint.port)
-        .tls(tls)
-        .hello_name(ClientId::Domain(helo.as_str().to_owned()))
-        .timeout(Some(timeout))
-        .pool_config(
-            PoolConfig::new()
-                .max_size(pool_size.max(1))
-                .min_idle(0)
-                .idle_timeout(Duration::from_secs(60)),
-        );
-    if let Some(pw) = password
-        && !pw.expose_secret().is_empty()
-    {
-        builder = builder
-            .credentials(Credentials::new(
-                endpoint.username.clone(),
-                pw.expose_secret().to_owned(),
-            ))
-            .authentication(vec![Mechanism::Plain, Mechanism::Login]);
+    let credentials = password
+        .filter(|p| !p.expose_secret().is_empty())
+        .map(|p| Credentials::new(endpoint.username.clone(), p.expose_secret().to_owned()));
+    Ok(SmtpClient(Arc::new(Inner {
+        host,
+        port: endpoint.port,
+        mode: endpoint.tls,
+        tls,
+        implicit,
+        hello: ClientId::Domain(helo.as_str().to_owned()),
+        credentials,
+        timeout,
+        max_idle: pool_size.max(1) as usize,
+        idle: tokio::sync::Mutex::new(Vec::new()),
+    })))
+}
+
+impl SmtpClient {
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SmtpError> {
+        let i = &self.0;
+        let addr = format!("{}:{}", i.host, i.port);
+        let connect_err = |detail: String| SmtpError::Connect {
+            addr: addr.clone(),
+            detail,
+        };
+        let tcp = tokio::time::timeout(i.timeout, TcpStream::connect((i.host.as_str(), i.port)))
+            .await
+            .map_err(|_| connect_err("timed out".into()))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| connect_err(e.to_string()))?;
+        let stream: Box<dyn AsyncTokioStream> = match &i.implicit {
+            Some((connector, name)) => {
+                let tls = tokio::time::timeout(i.timeout, connector.connect(name.clone(), tcp))
+                    .await
+                    .map_err(|_| connect_err("TLS handshake timed out".into()))?
+                    .map_err(|e| connect_err(format!("TLS handshake failed: {e}")))?;
+                Box::new(ImplicitTls(tls))
+            }
+            None => Box::new(tcp),
+        };
+        let setup = async {
+            let mut conn = AsyncSmtpConnection::connect_with_transport(stream, &i.hello).await?;
+            if let Some(params) = &i.tls {
+                // STARTTLS is required: a relay that does not offer it is refused.
+                conn.starttls(params.clone(), &i.hello).await?;
+            }
+            if let Some(creds) = &i.credentials {
+                conn.auth(&[Mechanism::Plain, Mechanism::Login], creds)
+                    .await?;
+            }
+            Ok::<_, SmtpError>(conn)
+        };
+        tokio::time::timeout(i.timeout, setup)
+            .await
+            .map_err(|_| connect_err("SMTP session setup timed out".into()))?
     }
-    Ok(builder.build())
+
+    async fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+        let mut idle = self.0.idle.lock().await;
+        while let Some(c) = idle.pop() {
+            if c.since.elapsed() < IDLE {
+                return Some(c.conn);
+            }
+            let mut conn = c.conn;
+            tokio::spawn(async move { conn.abort().await });
+        }
+        None
+    }
+
+    async fn give_back(&self, conn: AsyncSmtpConnection) {
+        if conn.has_broken() {
+            return;
+        }
+        let mut idle = self.0.idle.lock().await;
+        if idle.len() < self.0.max_idle {
+            idle.push(Idle {
+                conn,
+                since: Instant::now(),
+            });
+        }
+    }
+
+    /// Sends one message. A reused connection that has died is replaced once.
+    pub async fn send(&self, msg: &Message) -> Result<Response, SmtpError> {
+        let envelope = msg.envelope().clone();
+        let raw = msg.formatted();
+        let timeout = self.0.timeout;
+        if let Some(mut conn) = self.take_idle().await {
+            match tokio::time::timeout(timeout, conn.send(&envelope, &raw)).await {
+                Ok(Ok(r)) => {
+                    self.give_back(conn).await;
+                    return Ok(r);
+                }
+                // A reply from the server is the server's word: report it.
+                Ok(Err(e)) if e.status().is_some() => {
+                    self.give_back(conn).await;
+                    return Err(e.into());
+                }
+                // The connection died while idle: fall through to a fresh one.
+                _ => {}
+            }
+        }
+        let mut conn = self.connect().await?;
+        match tokio::time::timeout(timeout, conn.send(&envelope, &raw)).await {
+            Ok(Ok(r)) => {
+                self.give_back(conn).await;
+                Ok(r)
+            }
+            Ok(Err(e)) => {
+                self.give_back(conn).await;
+                Err(e.into())
+            }
+            Err(_) => Err(SmtpError::Connect {
+                addr: format!("{}:{}", self.0.host, self.0.port),
+                detail: "the SMTP transaction timed out".into(),
+            }),
+        }
+    }
 }
