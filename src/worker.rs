@@ -150,8 +150,9 @@ pub fn spawn_all(app: &App, tracker: &TaskTracker, shutdown: CancellationToken) 
     }));
 }
 
-/// Scans every seed that has sent mail not yet in the ledger, then records overdue mail as
-/// missing. One seed's failure does not stop the others.
+/// Scans every seed that has sent mail not yet in the ledger, records overdue mail as
+/// missing, then engages with what was found (open, star, rescue, file). One seed's failure
+/// does not stop the others.
 pub async fn scan_pending(app: &App) {
     let pool = app.store.pool();
     let now = app.clock.now();
@@ -186,6 +187,26 @@ pub async fn scan_pending(app: &App) {
                 app.status
                     .set(component, Health::Failing, e.to_string(), app.clock.now());
             }
+        }
+    }
+    let since = app.clock.now() - 7 * 86_400;
+    let to_engage = match store::ledger::seeds_to_engage(pool, since).await {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list seeds to engage");
+            return;
+        }
+    };
+    for id in to_engage {
+        let Ok(Some(seed)) = store::seeds::get(pool, id).await else {
+            continue;
+        };
+        match crate::engagement::act::engage_seed(app, &seed).await {
+            Ok(r) if r.performed + r.recognised > 0 => {
+                tracing::info!(seed = %seed.record.address, report = ?r, "engaged")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(seed = %seed.record.address, error = %e, "engagement failed"),
         }
     }
 }

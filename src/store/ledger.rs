@@ -207,3 +207,71 @@ fn decode(r: &AnyRow) -> Result<PlacementRow, StoreError> {
         created_at: row::int(r, "created_at")?,
     })
 }
+
+/// A found message still worth engaging with: its ledger row, its campaign's plan (JSON, for
+/// the rates) and the actions already recorded.
+#[derive(Debug, Clone)]
+pub struct EngageCandidate {
+    pub placement: PlacementRow,
+    pub plan: String,
+    pub done: Vec<crate::domain::EngagementAction>,
+}
+
+/// The seed's messages seen since `since` that are not filed away yet (no `file` event).
+pub async fn engage_candidates(
+    pool: &sqlx::AnyPool,
+    seed_id: i64,
+    since: i64,
+) -> Result<Vec<EngageCandidate>, StoreError> {
+    use crate::domain::EngagementAction;
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        placement_cols!(),
+        ", c.plan AS plan FROM placements p \
+         JOIN outbox o ON o.id = p.outbox_id JOIN campaigns c ON c.id = o.campaign_id \
+         WHERE p.seed_id = $1 AND p.placement <> $2 AND p.seen_at >= $3 \
+           AND NOT EXISTS (SELECT 1 FROM engagement_events e \
+                           WHERE e.placement_id = p.id AND e.action = $4) \
+         ORDER BY p.id"
+    ))
+    .bind(seed_id)
+    .bind(Placement::Missing.as_str())
+    .bind(since)
+    .bind(EngagementAction::File.as_str())
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let placement = decode(r)?;
+        let done = super::engagement::list_for_placement(pool, placement.id)
+            .await?
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
+        out.push(EngageCandidate {
+            plan: row::text(r, "plan")?,
+            placement,
+            done,
+        });
+    }
+    Ok(out)
+}
+
+/// Seeds (not disabled) with messages seen since `since` that are not filed away yet.
+pub async fn seeds_to_engage(pool: &sqlx::AnyPool, since: i64) -> Result<Vec<i64>, StoreError> {
+    use crate::domain::{EngagementAction, SeedStatus};
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT DISTINCT p.seed_id FROM placements p JOIN seeds s ON s.id = p.seed_id \
+         WHERE s.status <> $1 AND p.placement <> $2 AND p.seen_at >= $3 \
+           AND NOT EXISTS (SELECT 1 FROM engagement_events e \
+                           WHERE e.placement_id = p.id AND e.action = $4) \
+         ORDER BY p.seed_id",
+    )
+    .bind(SeedStatus::Disabled.as_str())
+    .bind(Placement::Missing.as_str())
+    .bind(since)
+    .bind(EngagementAction::File.as_str())
+    .fetch_all(pool)
+    .await?;
+    Ok(ids)
+}

@@ -1,0 +1,319 @@
+//! Acting like an attentive recipient in one seed inbox: open, star, rescue from spam, and
+//! finally file the message out of the inbox. Commands go in batches over UID sets (one STORE
+//! or MOVE per folder and action), and every action is recorded as an engagement event.
+//!
+//! Idempotent across reconnects and restarts: each pass first finds where every message is
+//! now, so an action that was done but not yet recorded (a crash in between) is recognised
+//! by its effect and only recorded — never done twice.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use futures::TryStreamExt as _;
+
+use super::decide;
+use super::imap::{self, ImapError, Session};
+use super::scan::{ScanError, discover_folders};
+use crate::config::FolderOverrides;
+use crate::domain::{EngagementAction, Placement};
+use crate::startup::{App, CampaignSpec};
+use crate::store::{self, ledger::EngageCandidate, seeds::SeedRow};
+
+/// The folder warm-up mail is filed into when the seed has no override.
+pub const DEFAULT_WARMUP_FOLDER: &str = "Warmup";
+/// Messages seen longer ago than this are left alone.
+const HORIZON_SECS: i64 = 7 * 86_400;
+const IMAP_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct EngageReport {
+    /// Actions done on the server and recorded.
+    pub performed: usize,
+    /// Actions found already done (a previous pass did them) and recorded now.
+    pub recognised: usize,
+    /// Messages not found in any delivery folder (deleted by the seed's owner?).
+    pub not_found: usize,
+}
+
+struct Due {
+    placement_id: i64,
+    message_id: String,
+    actions: Vec<EngagementAction>,
+}
+
+/// One engagement pass over a seed: the step the worker loop and the tests call.
+pub async fn engage_seed(app: &App, seed: &SeedRow) -> Result<EngageReport, ScanError> {
+    let pool = app.store.pool();
+    let now = app.clock.now();
+    let candidates = store::ledger::engage_candidates(pool, seed.id, now - HORIZON_SECS).await?;
+    let due: Vec<Due> = candidates
+        .iter()
+        .filter_map(|c| due_actions(c, now))
+        .collect();
+    if due.is_empty() {
+        return Ok(EngageReport::default());
+    }
+    let password = seed.record.imap.secret.resolve(&app.key)?;
+    let mut session = imap::connect(&seed.record.imap, &password, IMAP_TIMEOUT).await?;
+    let result = act(app, seed, &mut session, &due).await;
+    let _ = session.logout().await;
+    result
+}
+
+/// The actions of a candidate whose time has come and that are not recorded yet.
+fn due_actions(c: &EngageCandidate, now: i64) -> Option<Due> {
+    let spec: CampaignSpec = serde_json::from_str(&c.plan).ok()?;
+    let p = &c.placement.record;
+    let seen = p.seen_at?;
+    // Replies come with the seeds' SMTP (not yet): none are planned.
+    let planned = decide::plan(&p.message_id, p.placement, &spec.plan.rates, false);
+    let actions: Vec<EngagementAction> = planned
+        .iter()
+        .filter(|a| seen + a.after_secs <= now && !c.done.contains(&a.action))
+        .map(|a| a.action)
+        .collect();
+    (!actions.is_empty()).then(|| Due {
+        placement_id: c.placement.id,
+        message_id: p.message_id.clone(),
+        actions,
+    })
+}
+
+async fn act(
+    app: &App,
+    seed: &SeedRow,
+    session: &mut Session,
+    due: &[Due],
+) -> Result<EngageReport, ScanError> {
+    let pool = app.store.pool();
+    let mut report = EngageReport::default();
+    let caps = session.capabilities().await.map_err(ImapError::from)?;
+    let has_move = caps.has_str("MOVE");
+    let folders = discover_folders(session, seed).await?;
+    let overrides: FolderOverrides = serde_json::from_str(&seed.record.folders).unwrap_or_default();
+    let warmup = overrides
+        .warmup
+        .clone()
+        .unwrap_or_else(|| DEFAULT_WARMUP_FOLDER.to_owned());
+    let wanted: HashMap<&str, &Due> = due
+        .iter()
+        .map(|d| (crate::mark::bare_message_id(&d.message_id), d))
+        .collect();
+
+    // Where is each message now? Inbox, spam, other delivery folders, and the warm-up folder.
+    let mut places: Vec<(String, Placement)> = folders.scan.clone();
+    places.push((warmup.clone(), Placement::Other));
+    let mut located: HashMap<String, (String, u32)> = HashMap::new();
+    for (folder, _) in &places {
+        if session.select(folder).await.is_err() {
+            continue; // the warm-up folder may not exist yet
+        }
+        for (mid, uid) in marked_in_folder(session, app.marker.header()).await? {
+            if wanted.contains_key(mid.as_str()) {
+                located.insert(mid, (folder.clone(), uid));
+            }
+        }
+    }
+
+    // Per folder: flags, then moves (rescue out of spam, file out of the inbox).
+    let spam = folders.spam.clone();
+    let mut by_folder: BTreeMap<String, Vec<(&Due, u32)>> = BTreeMap::new();
+    for d in due {
+        match located.get(crate::mark::bare_message_id(&d.message_id)) {
+            Some((folder, uid)) => by_folder.entry(folder.clone()).or_default().push((d, *uid)),
+            None => report.not_found += 1,
+        }
+    }
+    let mut warmup_exists =
+        places.iter().any(|(f, _)| *f == warmup) && located.values().any(|(f, _)| *f == warmup);
+    for (folder, items) in by_folder {
+        session.select(&folder).await.map_err(ImapError::from)?;
+        let in_spam = spam.as_deref() == Some(folder.as_str());
+        let in_inbox = folder == folders.inbox;
+        let set_of = |action: EngagementAction| -> Vec<(&Due, u32)> {
+            items
+                .iter()
+                .filter(|(d, _)| d.actions.contains(&action))
+                .copied()
+                .collect()
+        };
+        for (action, flag) in [
+            (EngagementAction::Open, "\\Seen"),
+            (EngagementAction::Star, "\\Flagged"),
+        ] {
+            let these = set_of(action);
+            if these.is_empty() {
+                continue;
+            }
+            let uids = uid_set(&these);
+            let _: Vec<_> = session
+                .uid_store(&uids, format!("+FLAGS.SILENT ({flag})"))
+                .await
+                .map_err(ImapError::from)?
+                .try_collect()
+                .await
+                .map_err(ImapError::from)?;
+            report.performed += record(app, &these, action, &folder).await?;
+        }
+        // Gmail's \Important label needs its IMAP extension; other servers have no such thing.
+        let important = set_of(EngagementAction::Important);
+        if !important.is_empty() && !caps.has_str("X-GM-EXT-1") {
+            for (d, _) in &important {
+                store::engagement::record(
+                    pool,
+                    d.placement_id,
+                    EngagementAction::Important,
+                    app.clock.now(),
+                    Some("not supported by this server"),
+                )
+                .await?;
+            }
+        }
+        let rescue = set_of(EngagementAction::Rescue);
+        if !rescue.is_empty() {
+            if in_spam {
+                move_uids(session, &uid_set(&rescue), &folders.inbox, has_move).await?;
+                report.performed += record(
+                    app,
+                    &rescue,
+                    EngagementAction::Rescue,
+                    &format!("{folder} → {}", folders.inbox),
+                )
+                .await?;
+            } else {
+                // Already out of spam (a previous pass moved it, or the owner did).
+                report.recognised += record(
+                    app,
+                    &rescue,
+                    EngagementAction::Rescue,
+                    "already out of spam",
+                )
+                .await?;
+            }
+        }
+        let file: Vec<_> = set_of(EngagementAction::File)
+            .into_iter()
+            .filter(|(d, _)| !d.actions.contains(&EngagementAction::Rescue) || !in_spam)
+            .collect();
+        if !file.is_empty() {
+            if in_inbox {
+                if !warmup_exists {
+                    // Created when missing; an "already exists" answer is fine.
+                    let _ = session.create(&warmup).await;
+                    warmup_exists = true;
+                }
+                move_uids(session, &uid_set(&file), &warmup, has_move).await?;
+                report.performed += record(
+                    app,
+                    &file,
+                    EngagementAction::File,
+                    &format!("{folder} → {warmup}"),
+                )
+                .await?;
+            } else if folder == warmup {
+                report.recognised +=
+                    record(app, &file, EngagementAction::File, "already filed").await?;
+            }
+            // Elsewhere (still in spam, another folder): filed on a later pass.
+        }
+    }
+    Ok(report)
+}
+
+/// `(Message-ID without brackets, UID)` of every marked message in the selected folder.
+async fn marked_in_folder(
+    session: &mut Session,
+    mark_header: &str,
+) -> Result<Vec<(String, u32)>, ScanError> {
+    let uids = session
+        .uid_search(format!("HEADER {mark_header} \"\""))
+        .await
+        .map_err(ImapError::from)?;
+    if uids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut list: Vec<u32> = uids.into_iter().collect();
+    list.sort_unstable();
+    let set = list
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let fetches: Vec<_> = session
+        .uid_fetch(&set, "(UID BODY.PEEK[HEADER])")
+        .await
+        .map_err(ImapError::from)?
+        .try_collect()
+        .await
+        .map_err(ImapError::from)?;
+    let mut out = Vec::new();
+    for f in &fetches {
+        let (Some(uid), Some(raw)) = (f.uid, f.header()) else {
+            continue;
+        };
+        if let Some(id) = super::headers::parse(raw, mark_header).message_id {
+            out.push((crate::mark::bare_message_id(&id).to_owned(), uid));
+        }
+    }
+    Ok(out)
+}
+
+fn uid_set(items: &[(&Due, u32)]) -> String {
+    items
+        .iter()
+        .map(|(_, u)| u.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// UID MOVE, or COPY + \Deleted + UID EXPUNGE where the server has no MOVE.
+async fn move_uids(
+    session: &mut Session,
+    uids: &str,
+    to: &str,
+    has_move: bool,
+) -> Result<(), ScanError> {
+    if has_move {
+        session.uid_mv(uids, to).await.map_err(ImapError::from)?;
+        return Ok(());
+    }
+    session.uid_copy(uids, to).await.map_err(ImapError::from)?;
+    let _: Vec<_> = session
+        .uid_store(uids, "+FLAGS.SILENT (\\Deleted)")
+        .await
+        .map_err(ImapError::from)?
+        .try_collect()
+        .await
+        .map_err(ImapError::from)?;
+    let _: Vec<_> = session
+        .uid_expunge(uids)
+        .await
+        .map_err(ImapError::from)?
+        .try_collect()
+        .await
+        .map_err(ImapError::from)?;
+    Ok(())
+}
+
+async fn record(
+    app: &App,
+    items: &[(&Due, u32)],
+    action: EngagementAction,
+    detail: &str,
+) -> Result<usize, ScanError> {
+    let mut n = 0;
+    for (d, _) in items {
+        if store::engagement::record(
+            app.store.pool(),
+            d.placement_id,
+            action,
+            app.clock.now(),
+            Some(detail),
+        )
+        .await?
+        {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
