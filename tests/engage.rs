@@ -20,6 +20,9 @@ use hearth::sender::Dispatcher;
 use hearth::startup::App;
 use hearth::store::{self, outbox::NewSend};
 
+/// The tests of this file run one at a time: one of them stops Dovecot for a moment.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn lab_cmd(args: &[&str]) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/lab");
     let out = Command::new(script)
@@ -91,6 +94,7 @@ async fn where_is(lab: &Path, user: &str, message_id: &str) -> Vec<(String, Vec<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rescue_open_file_idempotently() {
+    let _serial = SERIAL.lock().await;
     let Some(lab) = lab::lab_dir("engagement lab tests", &[5587, 1993]) else {
         return;
     };
@@ -278,6 +282,135 @@ async fn rescue_open_file_idempotently() {
     assert_eq!(
         where_is(&lab, &seed.record.address.to_string(), id)
             .await
+            .len(),
+        1
+    );
+}
+
+/// A message the seed's owner deletes before Hearth sees it is recorded as `missing` once
+/// `warmup.missing_after_minutes` has passed — and never counted twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_before_seen_is_missing_after_the_timeout() {
+    let _serial = SERIAL.lock().await;
+    let Some(lab) = lab::lab_dir("engagement lab tests", &[5587, 1993]) else {
+        return;
+    };
+    hearth::tls::install_crypto_provider();
+    let data = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = Config::from_toml(
+        &lab::lab_config_text(&lab, data.path()),
+        Some(&root.join("config/lab.toml")),
+        &[],
+    )
+    .unwrap();
+    let clock = ManualClock::new(hearth::clock::SystemClock.now());
+    let app = App::build(config, Arc::new(clock.clone())).await.unwrap();
+    let pool = app.store.pool().clone();
+    let c = store::campaigns::get_by_name(&pool, "lab-warmup")
+        .await
+        .unwrap()
+        .unwrap();
+    store::campaigns::set_status(&pool, c.id, CampaignStatus::Active, None, None, clock.now())
+        .await
+        .unwrap();
+    let user = "seed1@yahoo.test";
+    let seed =
+        store::seeds::get_by_address(&pool, &hearth::domain::EmailAddress::parse(user).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+    let id = hearth::sender::message::new_message_id(
+        &hearth::domain::DomainName::parse("sender.test").unwrap(),
+    );
+    store::outbox::enqueue(
+        &pool,
+        &NewSend {
+            campaign_id: c.id,
+            seed_id: seed.id,
+            kind: SendKind::Warmup,
+            message_id: id.clone(),
+            subject: "gone".into(),
+            in_reply_to: None,
+            plan_day: None,
+            run_at: 0,
+        },
+        clock.now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        Dispatcher::new(app.clone())
+            .run_once(10)
+            .await
+            .unwrap()
+            .sent,
+        1
+    );
+    // The owner deletes it as soon as it arrives.
+    let endpoint = hearth::domain::Endpoint {
+        host: "127.0.0.1".into(),
+        port: 1993,
+        tls: hearth::domain::TlsMode::Implicit,
+        ca_file: Some(lab.join("tls/ca.pem")),
+        username: user.into(),
+        secret: hearth::secrets::SecretRef::None,
+    };
+    let pw = secrecy::SecretString::from("lab-pass-1".to_owned());
+    let mut s = imap::connect(&endpoint, &pw, Duration::from_secs(10))
+        .await
+        .unwrap();
+    s.select("INBOX").await.unwrap();
+    let bare = id.trim_matches(['<', '>']);
+    let mut uids = Vec::new();
+    for _ in 0..100 {
+        uids = s
+            .uid_search(format!("HEADER Message-ID \"{bare}\""))
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        if !uids.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let set = uids
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    assert!(!set.is_empty(), "never arrived");
+    let _: Vec<_> = s
+        .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let _: Vec<_> = s.expunge().await.unwrap().try_collect().await.unwrap();
+    let _ = s.logout().await;
+
+    // Before the timeout: nothing recorded. After it: missing, once.
+    hearth::worker::scan_pending(&app).await;
+    assert!(
+        store::ledger::get_by_message_id(&pool, &id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    clock.advance(121 * 60);
+    hearth::worker::scan_pending(&app).await;
+    hearth::worker::scan_pending(&app).await;
+    let p = store::ledger::get_by_message_id(&pool, &id)
+        .await
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(p.record.placement, hearth::domain::Placement::Missing);
+    assert_eq!(
+        store::ledger::list_for_campaign(&pool, c.id)
+            .await
+            .unwrap()
             .len(),
         1
     );
