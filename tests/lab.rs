@@ -160,6 +160,17 @@ async fn campaign_day_one_lands_in_inbox_and_spam_as_the_ledger_says() {
             Placement::Inbox
         };
         assert_eq!(p.placement, want, "{user}");
+        // The lab MX (rspamd) judged the message as a receiver would, and the ledger kept it.
+        assert_eq!(
+            (
+                p.auth_spf.as_deref(),
+                p.auth_dkim.as_deref(),
+                p.auth_dmarc.as_deref()
+            ),
+            (Some("pass"), Some("pass"), Some("pass")),
+            "{user}: {:?}",
+            p.auth_results
+        );
         let folder = p.folder.clone().unwrap();
         let other = if want == Placement::Spam {
             "INBOX".to_owned()

@@ -44,6 +44,37 @@ pub struct Dkim<'a> {
     pub key: DkimSigningKey,
 }
 
+/// The DKIM signer of a sender's messages.
+///
+/// relaxed/relaxed: lettre hashes its own DKIM-Signature header unfolded but writes it folded,
+/// so `simple` header canonicalization (lettre's default) never verifies — the lab's rspamd
+/// reported `dkim=fail`. Message-ID and the threading headers are signed too.
+pub fn dkim_config(domain: &DomainName, selector: &str, key: DkimSigningKey) -> DkimConfig {
+    use lettre::message::dkim::{DkimCanonicalization, DkimCanonicalizationType::Relaxed};
+    let headers = [
+        "From",
+        "To",
+        "Subject",
+        "Date",
+        "Message-ID",
+        "In-Reply-To",
+        "References",
+    ]
+    .into_iter()
+    .map(HeaderName::new_from_ascii_str)
+    .collect();
+    DkimConfig::new(
+        selector.to_owned(),
+        domain.to_string(),
+        key,
+        headers,
+        DkimCanonicalization {
+            header: Relaxed,
+            body: Relaxed,
+        },
+    )
+}
+
 fn mailbox(addr: &EmailAddress, name: Option<&str>) -> Result<Mailbox, BuildError> {
     let email = addr
         .to_string()
@@ -84,7 +115,7 @@ pub fn build(
         marker.token(bare_message_id(out.message_id)),
     ));
     if let Some(d) = dkim {
-        let cfg = DkimConfig::default_config(d.selector.to_owned(), d.domain.to_string(), d.key);
+        let cfg = dkim_config(d.domain, d.selector, d.key);
         msg.sign(&cfg);
     }
     Ok(msg)
