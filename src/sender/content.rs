@@ -75,29 +75,38 @@ pub fn generate(recipient_name: &str, sender_name: &str) -> Content {
         .copied()
         .unwrap_or("{topic}")
         .replace("{topic}", topic);
-    let opening = OPENINGS
-        .choose(&mut rng)
-        .copied()
-        .unwrap_or("Hi {name},")
-        .replace("{name}", recipient_name);
+    let opening_template = OPENINGS.choose(&mut rng).copied().unwrap_or("Hi {name},");
+    let opening = opening_template.replace("{name}", recipient_name);
     let count = rng.random_range(2..=3);
     let paragraphs: Vec<&str> = PARAGRAPHS.sample(&mut rng, count).copied().collect();
     let closing = CLOSINGS.choose(&mut rng).copied().unwrap_or("Best,");
-    let mut text = format!("{opening}\n\n");
+    let body_len: usize = paragraphs.iter().map(|p| p.len() + 9).sum();
+    let mut text = String::with_capacity(opening.len() + body_len + sender_name.len() + 32);
+    let mut html = String::with_capacity(text.capacity() + 64);
+    // The corpus has nothing to escape (a test holds it to that): only the names are escaped.
+    let mut name = String::with_capacity(recipient_name.len());
+    push_escaped(&mut name, recipient_name);
+    text.push_str(&opening);
+    text.push_str("\n\n");
+    html.push_str("<p>");
+    html.push_str(&opening_template.replace("{name}", &name));
+    html.push_str("</p>\n");
     for p in &paragraphs {
         text.push_str(p);
         text.push_str("\n\n");
+        html.push_str("<p>");
+        html.push_str(p);
+        html.push_str("</p>\n");
     }
-    text.push_str(&format!("{closing}\n{sender_name}\n"));
-    let mut html = format!("<p>{}</p>\n", escape(&opening));
-    for p in &paragraphs {
-        html.push_str(&format!("<p>{}</p>\n", escape(p)));
-    }
-    html.push_str(&format!(
-        "<p>{}<br>{}</p>\n",
-        escape(closing),
-        escape(sender_name)
-    ));
+    text.push_str(closing);
+    text.push('\n');
+    text.push_str(sender_name);
+    text.push('\n');
+    html.push_str("<p>");
+    html.push_str(closing);
+    html.push_str("<br>");
+    push_escaped(&mut html, sender_name);
+    html.push_str("</p>\n");
     Content {
         subject,
         text,
@@ -105,11 +114,20 @@ pub fn generate(recipient_name: &str, sender_name: &str) -> Content {
     }
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// Appends `s` with `&`, `<`, `>` and `"` escaped for HTML.
+fn push_escaped(out: &mut String, s: &str) {
+    let mut rest = s;
+    while let Some(i) = rest.find(['&', '<', '>', '"']) {
+        out.push_str(&rest[..i]);
+        out.push_str(match rest.as_bytes()[i] {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            _ => "&quot;",
+        });
+        rest = &rest[i + 1..];
+    }
+    out.push_str(rest);
 }
 
 /// A friendly first name from an address's local part (`ann.lee` → `Ann`).
@@ -136,8 +154,26 @@ mod tests {
             let c = generate("<Ann>", "Bo");
             assert!(!c.text.contains("http") && !c.html.contains("href"));
             assert!(c.html.contains("&lt;Ann&gt;"));
+            assert!(c.text.contains("<Ann>,\n\n"));
+            assert!(c.text.ends_with("\nBo\n") && c.html.ends_with("<br>Bo</p>\n"));
             assert!(!c.subject.contains('{'));
         }
+    }
+
+    #[test]
+    fn the_corpus_needs_no_html_escaping() {
+        for s in OPENINGS.iter().chain(PARAGRAPHS).chain(CLOSINGS) {
+            let mut escaped = String::new();
+            push_escaped(&mut escaped, s);
+            assert_eq!(&escaped, s);
+        }
+    }
+
+    #[test]
+    fn escapes_html() {
+        let mut out = String::new();
+        push_escaped(&mut out, "a & b <c> \"d\" e");
+        assert_eq!(out, "a &amp; b &lt;c&gt; &quot;d&quot; e");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! or [`mark_failed`].
 
 use sqlx::any::AnyRow;
-use sqlx::{Any, Executor};
+use sqlx::{Any, AnyConnection, Executor};
 
 use crate::domain::{CampaignStatus, OutboxStatus, SendKind};
 
@@ -66,21 +66,35 @@ macro_rules! outbox_cols {
 // One statement claims the rows. On PostgreSQL the candidate ids are collected by an
 // `ARRAY(…)` sub-select, which runs exactly once (an `IN (… LIMIT n)` sub-select may be
 // re-run per row and claim more than `n`); `FOR UPDATE SKIP LOCKED` lets concurrent
-// claimers pass each other by. SQLite serializes writers on its database lock instead.
+// claimers pass each other by. SQLite serializes writers on its database lock instead; there
+// the outer `status` test is written `+status` so that the planner finds the rows by id (a
+// plain `status = ?` makes it walk the status index over every planned row, per claim).
 macro_rules! claim_sql {
-    ($open:literal, $close:literal) => {
+    ($status:literal, $open:literal, $close:literal) => {
+        claim_sql!($status, $open, $close, outbox_cols!())
+    };
+    ($status:literal, $open:literal, $close:literal, $cols:expr) => {
         concat!(
             "UPDATE outbox SET status = $1, lease_owner = $2, lease_until = $3, \
                attempts = attempts + 1 \
-             WHERE status = $4 AND id ",
+             WHERE ",
+            $status,
+            " = $4 AND id ",
             $open,
             "SELECT id FROM outbox WHERE status = $4 AND run_at <= $5 \
                AND campaign_id IN (SELECT id FROM campaigns WHERE status = $7) \
                ORDER BY run_at, id LIMIT $6",
             $close,
             " RETURNING ",
-            outbox_cols!()
+            $cols
         )
+    };
+}
+
+/// The columns of a [`Claimed`] row.
+macro_rules! claimed_cols {
+    () => {
+        "id, campaign_id, seed_id, message_id, subject, in_reply_to, run_at, attempts"
     };
 }
 
@@ -120,11 +134,94 @@ pub async fn claim_due(
     lease_secs: i64,
     limit: i64,
 ) -> Result<Vec<OutboxRow>, StoreError> {
-    let sql = match store.backend() {
-        Backend::Postgres => claim_sql!("= ANY(ARRAY(", " FOR UPDATE SKIP LOCKED))"),
-        Backend::Sqlite => claim_sql!("IN (", ")"),
+    let mut conn = store.pool().acquire().await?;
+    claim_due_on(&mut conn, now, owner, lease_secs, limit).await
+}
+
+/// [`claim_due`] on a connection the caller holds.
+pub async fn claim_due_on(
+    conn: &mut AnyConnection,
+    now: i64,
+    owner: &str,
+    lease_secs: i64,
+    limit: i64,
+) -> Result<Vec<OutboxRow>, StoreError> {
+    let sql = match backend_of(conn) {
+        Backend::Postgres => claim_sql!("status", "= ANY(ARRAY(", " FOR UPDATE SKIP LOCKED))"),
+        Backend::Sqlite => claim_sql!("+status", "IN (", ")"),
     };
-    let mut rows = sqlx::query(sql)
+    let mut rows = claim_query(sql, now, owner, lease_secs, limit)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(decode)
+        .collect::<Result<Vec<_>, _>>()?;
+    rows.sort_by_key(|r| (r.run_at, r.id));
+    Ok(rows)
+}
+
+/// What the sender needs of a row it claimed (see [`claim_for_send`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub seed_id: i64,
+    pub message_id: String,
+    pub subject: String,
+    pub in_reply_to: Option<String>,
+    pub run_at: i64,
+    /// Claims so far, this one included.
+    pub attempts: i64,
+}
+
+/// [`claim_due`] for the sender, on a connection it holds (one for all its claims and
+/// completions, rather than one from the pool per statement), returning only what sending
+/// needs: the same claim, with a third of the columns to carry back and decode per row.
+pub async fn claim_for_send(
+    conn: &mut AnyConnection,
+    now: i64,
+    owner: &str,
+    lease_secs: i64,
+    limit: i64,
+) -> Result<Vec<Claimed>, StoreError> {
+    let sql = match backend_of(conn) {
+        Backend::Postgres => claim_sql!(
+            "status",
+            "= ANY(ARRAY(",
+            " FOR UPDATE SKIP LOCKED))",
+            claimed_cols!()
+        ),
+        Backend::Sqlite => claim_sql!("+status", "IN (", ")", claimed_cols!()),
+    };
+    let mut rows = claim_query(sql, now, owner, lease_secs, limit)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Claimed {
+                id: row::int(r, "id")?,
+                campaign_id: row::int(r, "campaign_id")?,
+                seed_id: row::int(r, "seed_id")?,
+                message_id: row::text(r, "message_id")?,
+                subject: row::text(r, "subject")?,
+                in_reply_to: row::text_opt(r, "in_reply_to")?,
+                run_at: row::int(r, "run_at")?,
+                attempts: row::int(r, "attempts")?,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    rows.sort_by_key(|r| (r.run_at, r.id));
+    Ok(rows)
+}
+
+fn claim_query<'q>(
+    sql: &'static str,
+    now: i64,
+    owner: &'q str,
+    lease_secs: i64,
+    limit: i64,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    sqlx::query(sql)
         .bind(OutboxStatus::Sending.as_str())
         .bind(owner)
         .bind(now + lease_secs)
@@ -132,13 +229,23 @@ pub async fn claim_due(
         .bind(now)
         .bind(limit)
         .bind(CampaignStatus::Active.as_str())
-        .fetch_all(store.pool())
-        .await?
-        .iter()
-        .map(decode)
-        .collect::<Result<Vec<_>, _>>()?;
-    rows.sort_by_key(|r| (r.run_at, r.id));
-    Ok(rows)
+}
+
+fn backend_of(conn: &AnyConnection) -> Backend {
+    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        Backend::Sqlite
+    } else {
+        Backend::Postgres
+    }
+}
+
+/// The `n`th (from 1) placeholder of a statement whose placeholders are numbered in textual
+/// order (SQLite: anonymous `?`, since sqlx looks each numbered name up in a list).
+fn placeholder(backend: Backend, n: usize) -> String {
+    match backend {
+        Backend::Sqlite => "?".to_owned(),
+        Backend::Postgres => format!("${n}"),
+    }
 }
 
 /// Rows still `sending` whose lease ended before `now`: their node died or hung mid-send.
@@ -210,6 +317,97 @@ where
     .execute(ex)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Rows one [`mark_sent_many`] statement completes.
+const MARK_SENT_CHUNK: usize = 500;
+
+/// Records many successful sends, one statement per 500 rows, each row only if `owner` still
+/// holds it and it is still `sending` (exactly as [`mark_sent`] does one). `sent` pairs a row
+/// id with the relay's reply. Returns the ids it marked: a row left out had lost its lease
+/// (reconciliation settles it from the mailbox).
+pub async fn mark_sent_many(
+    conn: &mut AnyConnection,
+    owner: &str,
+    sent: &[(i64, String)],
+    now: i64,
+) -> Result<Vec<i64>, StoreError> {
+    let backend = backend_of(conn);
+    let mut marked = Vec::with_capacity(sent.len());
+    for part in sent.chunks(MARK_SENT_CHUNK) {
+        let sql = mark_sent_many_sql(backend, part.len());
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(OutboxStatus::Sent.as_str())
+            .bind(now);
+        for (id, reply) in part {
+            q = q.bind(*id).bind(reply.as_str());
+        }
+        let done = q
+            .bind(owner)
+            .bind(OutboxStatus::Sending.as_str())
+            .execute(&mut *conn)
+            .await?;
+        if done.rows_affected() == part.len() as u64 {
+            // The usual case, known without a row sent back per id.
+            marked.extend(part.iter().map(|(id, _)| *id));
+            continue;
+        }
+        // A lease was lost: find which rows this statement marked (sent, this owner, this
+        // time and reply; nothing else writes this node's reply into a row).
+        let sql = format!(
+            "SELECT id, lease_owner, sent_at, smtp_reply FROM outbox \
+             WHERE status = {} AND id IN ({})",
+            placeholder(backend, 1),
+            (0..part.len())
+                .map(|i| placeholder(backend, i + 2))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(OutboxStatus::Sent.as_str());
+        for (id, _) in part {
+            q = q.bind(*id);
+        }
+        let replies: std::collections::HashMap<i64, &str> =
+            part.iter().map(|(id, r)| (*id, r.as_str())).collect();
+        for r in q.fetch_all(&mut *conn).await? {
+            let id = row::int(&r, "id")?;
+            if row::text_opt(&r, "lease_owner")?.as_deref() == Some(owner)
+                && row::int_opt(&r, "sent_at")? == Some(now)
+                && row::text_opt(&r, "smtp_reply")?.as_deref() == replies.get(&id).copied()
+            {
+                marked.push(id);
+            }
+        }
+    }
+    Ok(marked)
+}
+
+/// `UPDATE … FROM (VALUES (id, reply), …)`. Bind: the `sent` status, `sent_at`, the pairs,
+/// the owner, the `sending` status.
+fn mark_sent_many_sql(backend: Backend, rows: usize) -> String {
+    let mut n = 0;
+    let mut p = || {
+        n += 1;
+        placeholder(backend, n)
+    };
+    let mut sql = String::with_capacity(220 + rows * 12);
+    sql.push_str("UPDATE outbox SET status = ");
+    sql.push_str(&p());
+    sql.push_str(", sent_at = ");
+    sql.push_str(&p());
+    sql.push_str(", smtp_reply = v.column2, lease_until = NULL FROM (VALUES ");
+    for r in 0..rows {
+        sql.push_str(if r == 0 { "(" } else { ",(" });
+        sql.push_str(&p());
+        sql.push(',');
+        sql.push_str(&p());
+        sql.push(')');
+    }
+    sql.push_str(") AS v WHERE outbox.id = v.column1 AND outbox.lease_owner = ");
+    sql.push_str(&p());
+    sql.push_str(" AND outbox.status = ");
+    sql.push_str(&p());
+    sql
 }
 
 /// A retryable failure: back to `planned` at `next_run_at`, only if `owner` still holds it.
@@ -437,4 +635,197 @@ fn decode(r: &AnyRow) -> Result<OutboxRow, StoreError> {
         smtp_reply: row::text_opt(r, "smtp_reply")?,
         created_at: row::int(r, "created_at")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Connection as _;
+
+    use super::*;
+    use crate::domain::{EmailAddress, Endpoint, Provider, Source, TlsMode};
+    use crate::secrets::SecretRef;
+    use crate::store::{campaigns, seeds, senders};
+
+    async fn campaign(store: &Store) -> (i64, i64) {
+        let pool = store.pool();
+        let endpoint = Endpoint {
+            host: "smtp.warm.test".into(),
+            port: 587,
+            tls: TlsMode::Starttls,
+            ca_file: None,
+            username: "ops".into(),
+            secret: SecretRef::Env("OPS_PASSWORD".into()),
+        };
+        let sender = senders::SenderRecord {
+            name: "ops".into(),
+            address: EmailAddress::parse("ops@warm.test").unwrap(),
+            display_name: None,
+            helo: crate::domain::HeloName::parse("mta1.warm.test").unwrap(),
+            ips: vec![],
+            smtp: endpoint.clone(),
+            dkim: None,
+            imap: None,
+            source: Source::Config,
+        };
+        let sender_id = senders::upsert(pool, &sender, 10).await.unwrap();
+        let seed = seeds::SeedRecord {
+            address: EmailAddress::parse("seed1@gmail.test").unwrap(),
+            provider: Provider::Gmail,
+            daily_cap: seeds::DEFAULT_DAILY_CAP,
+            imap: endpoint,
+            smtp: None,
+            folders: "{}".into(),
+            source: Source::Config,
+        };
+        let seed_id = seeds::upsert(pool, &seed, 10).await.unwrap();
+        let id = campaigns::upsert_from_config(pool, "spring", sender_id, "{}", 10)
+            .await
+            .unwrap();
+        campaigns::set_status(pool, id, CampaignStatus::Active, None, None, 10)
+            .await
+            .unwrap();
+        (id, seed_id)
+    }
+
+    /// Claims for sending and marks sent in batches: only this owner's `sending` rows, each
+    /// with its own reply, across the statement's chunk size. (One connection throughout: an
+    /// in-memory SQLite store has only one.)
+    async fn claim_for_send_and_mark_sent_many(store: Store) {
+        let (campaign_id, seed_id) = campaign(&store).await;
+        let n = MARK_SENT_CHUNK + 3;
+        for i in 0..n {
+            let send = NewSend {
+                campaign_id,
+                seed_id,
+                kind: SendKind::Warmup,
+                message_id: format!("<{i}@warm.test>"),
+                subject: format!("hello {i}"),
+                in_reply_to: (i == 0).then(|| "<parent@warm.test>".to_owned()),
+                plan_day: None,
+                run_at: 100 + i as i64,
+            };
+            enqueue(store.pool(), &send, 50).await.unwrap();
+        }
+        let mut conn = store.pool().acquire().await.unwrap();
+        let mine = claim_for_send(&mut conn, 1000, "node-a", 60, n as i64 - 2)
+            .await
+            .unwrap();
+        assert_eq!(mine.len(), n - 2);
+        assert!(mine.windows(2).all(|w| w[0].run_at < w[1].run_at));
+        let first = &mine[0];
+        assert_eq!(
+            (first.subject.as_str(), first.in_reply_to.as_deref()),
+            ("hello 0", Some("<parent@warm.test>"))
+        );
+        assert_eq!(
+            (first.campaign_id, first.seed_id, first.attempts),
+            (campaign_id, seed_id, 1)
+        );
+        let full = get(&mut *conn, first.id).await.unwrap().unwrap();
+        assert_eq!(full.status, OutboxStatus::Sending);
+        assert_eq!(full.lease_until, Some(1060));
+        let theirs = claim_due_on(&mut conn, 1000, "node-b", 60, 10)
+            .await
+            .unwrap();
+        assert_eq!(theirs.len(), 2);
+
+        // Every row of node-a: all marked, each with its reply.
+        let sent: Vec<(i64, String)> = mine
+            .iter()
+            .map(|r| (r.id, format!("250 queued as {}", r.id)))
+            .collect();
+        let marked = mark_sent_many(&mut conn, "node-a", &sent, 1010)
+            .await
+            .unwrap();
+        assert_eq!(marked.len(), sent.len());
+        let row = get(&mut *conn, mine[7].id).await.unwrap().unwrap();
+        assert_eq!(row.status, OutboxStatus::Sent);
+        assert_eq!(row.sent_at, Some(1010));
+        assert_eq!(row.lease_until, None);
+        assert_eq!(
+            row.smtp_reply,
+            Some(format!("250 queued as {}", mine[7].id))
+        );
+
+        // A row of node-b's, one already marked and one put back: only what node-a holds.
+        release_for_retry(&mut *conn, theirs[1].id, 2000, "x")
+            .await
+            .unwrap();
+        let again = vec![
+            (mine[0].id, "250 again".to_owned()),
+            (theirs[0].id, "250 not mine".to_owned()),
+            (theirs[1].id, "250 not mine".to_owned()),
+        ];
+        let marked = mark_sent_many(&mut conn, "node-a", &again, 1020)
+            .await
+            .unwrap();
+        assert!(marked.is_empty(), "{marked:?}");
+        assert_eq!(
+            get(&mut *conn, theirs[0].id).await.unwrap().unwrap().status,
+            OutboxStatus::Sending
+        );
+        let kept = get(&mut *conn, mine[0].id).await.unwrap().unwrap();
+        assert_eq!(
+            kept.smtp_reply,
+            Some(format!("250 queued as {}", mine[0].id))
+        );
+        let theirs_back = claim_for_send(&mut conn, 3000, "node-a", 60, 10)
+            .await
+            .unwrap();
+        assert_eq!(theirs_back.len(), 1);
+        let mixed = vec![
+            (theirs_back[0].id, "250 mine now".to_owned()),
+            (theirs[0].id, "250 not mine".to_owned()),
+        ];
+        let marked = mark_sent_many(&mut conn, "node-a", &mixed, 3010)
+            .await
+            .unwrap();
+        assert_eq!(marked, vec![theirs_back[0].id]);
+        drop(conn);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn claim_for_send_and_mark_sent_many_on_sqlite() {
+        claim_for_send_and_mark_sent_many(Store::connect("sqlite::memory:").await.unwrap()).await;
+    }
+
+    /// The same on PostgreSQL, in a database of its own, when `DATABASE_URL` names a server.
+    #[tokio::test]
+    async fn claim_for_send_and_mark_sent_many_on_postgres() {
+        let Ok(admin_url) = std::env::var("DATABASE_URL") else {
+            return;
+        };
+        sqlx::any::install_default_drivers();
+        let name = format!("hearth_unit_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = sqlx::AnyConnection::connect(&admin_url).await.unwrap();
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .unwrap();
+        let (base, query) = match admin_url.split_once('?') {
+            Some((b, q)) => (b, format!("?{q}")),
+            None => (admin_url.as_str(), String::new()),
+        };
+        let (scheme, rest) = base.split_once("://").unwrap();
+        let host_start = rest.rfind('@').map_or(0, |i| i + 1);
+        let authority_end = rest[host_start..]
+            .find('/')
+            .map_or(rest.len(), |i| host_start + i);
+        let url = format!("{scheme}://{}/{name}{query}", &rest[..authority_end]);
+        let store = Store::connect(&url).await.unwrap();
+        let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(
+            claim_for_send_and_mark_sent_many(store),
+        ))
+        .await;
+        admin
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .await
+            .unwrap();
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
 }
