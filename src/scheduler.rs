@@ -1,136 +1,116 @@
 //! The scheduler only enqueues: for each active campaign it asks the planner for today's sends
-//! and writes them into the outbox in one transaction, with the claim of the day. It never
-//! sends.
+//! and writes them into the outbox together with the claim of the day. It never sends.
 //!
-//! Seeds' caps count across campaigns from what the outbox holds when a campaign is planned;
-//! two nodes planning two campaigns at the same instant may each see a seed's last free slot
-//! (the day's claim is per campaign), so a cap can be passed by one message in that race.
+//! Campaigns are planned in groups: those of one sender whose local day is the same day
+//! (same date, same bounds). A group reads its seed pool once, runs the planner campaign
+//! after campaign on that pool in memory (each campaign sees the seeds the ones before it
+//! took), and hands the rows to a writer task in batches while planning goes on. A batch is
+//! one transaction: first the day claims (`ON CONFLICT DO NOTHING … RETURNING`), then the
+//! sends of exactly the campaigns it claimed, so a day planned by another node in the
+//! meantime is skipped, never doubled.
+//!
+//! Seeds' caps count across campaigns from what the outbox holds when a group is planned;
+//! two nodes planning the same sender's groups at the same instant may each see a seed's
+//! last free slot (the day's claim is per campaign), so a cap can be passed by one message
+//! in that race.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::Context as _;
+use chrono::Days;
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
-use crate::domain::{CampaignStatus, PreflightTrigger, SendKind, Verdict};
+use crate::domain::{CampaignStatus, PreflightTrigger, Provider, SendKind, Verdict};
 use crate::planner::{self, DayInput, SeedState};
 use crate::sender::{content, message};
 use crate::startup::{App, CampaignSpec};
-use crate::store::{self, campaigns::CampaignRow, outbox::NewSend};
+use crate::store::outbox_bulk::{self, DayClaim};
+use crate::store::senders::SenderRow;
+use crate::store::{self, Backend, Store, campaigns::CampaignRow, outbox::NewSend};
 
-/// How far back the provider mix looks to catch up with its shares.
-const MIX_LOOKBACK_SECS: i64 = 7 * 86_400;
+/// How many days back the provider mix looks to catch up with its shares.
+const MIX_LOOKBACK_DAYS: u64 = 7;
+
+/// Sends handed to the writer at a time (a transaction each).
+const BATCH_SENDS: usize = 32_768;
+
+/// Active campaigns of one sender whose local day is the same: planned together.
+#[derive(Debug)]
+pub struct DayGroup {
+    pub sender_id: i64,
+    /// `YYYY-MM-DD`, the campaigns' local date.
+    pub day: String,
+    /// The local day as unix seconds, `[start, end)`.
+    pub day_start: i64,
+    pub day_end: i64,
+    /// The first day of the provider mix's look-back.
+    pub mix_since: String,
+    pub campaigns: Vec<(CampaignRow, CampaignSpec)>,
+}
+
+/// Groups the active campaigns by sender and local day at `now`, in a stable order.
+pub fn day_groups(campaigns: Vec<CampaignRow>, now: i64) -> anyhow::Result<Vec<DayGroup>> {
+    let mut groups: BTreeMap<(i64, String, i64), DayGroup> = BTreeMap::new();
+    for c in campaigns
+        .into_iter()
+        .filter(|c| c.status == CampaignStatus::Active)
+    {
+        let spec: CampaignSpec = serde_json::from_str(&c.plan)
+            .with_context(|| format!("campaign {}: stored plan is unreadable", c.name))?;
+        let date = planner::local_date(spec.plan.timezone, now);
+        let (day_start, day_end) = planner::day_bounds(spec.plan.timezone, date);
+        let day = date.format("%Y-%m-%d").to_string();
+        let key = (c.sender_id, day.clone(), day_start);
+        groups
+            .entry(key)
+            .or_insert_with(|| DayGroup {
+                sender_id: c.sender_id,
+                mix_since: date
+                    .checked_sub_days(Days::new(MIX_LOOKBACK_DAYS))
+                    .unwrap_or(date)
+                    .format("%Y-%m-%d")
+                    .to_string(),
+                day,
+                day_start,
+                day_end,
+                campaigns: Vec::new(),
+            })
+            .campaigns
+            .push((c, spec));
+    }
+    Ok(groups.into_values().collect())
+}
 
 /// Plans today for every active campaign that has no plan for today yet. Returns the number
 /// of sends enqueued. Idempotent: a second call on the same day (on any node) enqueues nothing.
+///
+/// Before a sender's first send of a ramp step is enqueued its identity is checked again
+/// (unless a preflight passed in the last 10 minutes); campaigns that check pauses are not
+/// planned.
 pub async fn run_once(app: &App) -> anyhow::Result<usize> {
+    let now = app.clock.now();
     let campaigns = store::campaigns::list(app.store.pool()).await?;
     let mut planned = 0;
-    for c in campaigns
-        .iter()
-        .filter(|c| c.status == CampaignStatus::Active)
-    {
-        planned += plan_campaign(app, c).await?;
+    for group in day_groups(campaigns, now)? {
+        planned += plan_group(&app.store, now, group, async |sender: &SenderRow| {
+            preflight_gate(app, sender, now).await
+        })
+        .await?;
     }
     Ok(planned)
 }
 
-async fn plan_campaign(app: &App, c: &CampaignRow) -> anyhow::Result<usize> {
-    let pool = app.store.pool();
-    let now = app.clock.now();
-    let spec: CampaignSpec = serde_json::from_str(&c.plan)
-        .with_context(|| format!("campaign {}: stored plan is unreadable", c.name))?;
-    let plan = &spec.plan;
-    let date = planner::local_date(plan.timezone, now);
-    let day = date.format("%Y-%m-%d").to_string();
-    if store::outbox::has_plan_day(pool, c.id, &day).await? {
-        return Ok(0);
+/// The campaigns a preflight of the sender paused (none when a recent one passed).
+async fn preflight_gate(app: &App, sender: &SenderRow, now: i64) -> anyhow::Result<Vec<String>> {
+    if preflight_is_fresh(app, sender.id, now).await? {
+        return Ok(Vec::new());
     }
-    let (day_start, day_end) = planner::day_bounds(plan.timezone, date);
-    let only: Option<HashSet<&str>> = spec
-        .seeds
-        .as_ref()
-        .map(|list| list.iter().map(String::as_str).collect());
-    let seeds: Vec<SeedState> = store::seeds::planning_day(pool, c.sender_id, day_start, day_end)
-        .await?
-        .into_iter()
-        .filter(|s| {
-            only.as_ref()
-                .is_none_or(|set| set.contains(s.address.to_string().as_str()))
-        })
-        .map(|s| SeedState {
-            id: s.id,
-            provider: s.provider,
-            last_sent_at: s.last_sent_at,
-            planned_today: s.planned_today,
-            pair_today: s.pair_today,
-            daily_cap: s.daily_cap,
-        })
-        .collect();
-    let recent = store::seeds::campaign_sends_by_provider(
-        pool,
-        c.id,
-        day_start - MIX_LOOKBACK_SECS,
-        day_start,
-    )
-    .await?;
-    let days_before = store::outbox::plan_days_before(pool, c.id, &day).await?;
-    let input = DayInput {
-        plan,
-        now,
-        sending_days_before: u32::try_from(days_before).unwrap_or(u32::MAX),
-        seeds: &seeds,
-        recent_by_provider: &recent,
-    };
-    let mut rng = StdRng::seed_from_u64(planner::day_seed(c.id, &day));
-    let planned = planner::plan_day(&input, &mut rng);
-    if planned.sends.is_empty() {
-        // Outside the window, or no seed with room: nothing to claim, look again on the next
-        // tick (the ramp does not move on a day without sends).
-        tracing::debug!(campaign = %c.name, %day, reason = ?planned.short, "nothing to plan");
-        return Ok(0);
-    }
-    let sender = store::senders::get(pool, c.sender_id)
-        .await?
-        .context("campaign's sender is missing")?;
-    // Before each ramp step the identity is checked again (unless it just was).
-    if !preflight_is_fresh(app, c.sender_id, now).await? {
-        let (_, applied) =
-            crate::preflight::gate::recheck_sender(app, &sender, PreflightTrigger::Schedule)
-                .await?;
-        if applied.paused.contains(&c.name) {
-            return Ok(0);
-        }
-    }
-    let sends: Vec<NewSend> = planned
-        .sends
-        .iter()
-        .map(|s| NewSend {
-            campaign_id: c.id,
-            seed_id: s.seed_id,
-            kind: SendKind::Warmup,
-            message_id: message::new_message_id(sender.record.address.domain()),
-            subject: content::subject(),
-            in_reply_to: None,
-            plan_day: Some(day.clone()),
-            run_at: s.run_at,
-        })
-        .collect();
-    let mut tx = pool.begin().await?;
-    // Claim the day: of several nodes planning at once, one wins, the others skip.
-    if !store::outbox::claim_plan_day(&mut *tx, c.id, &day, sends.len() as i64, now).await? {
-        return Ok(0);
-    }
-    store::outbox_bulk::enqueue_many(&mut tx, &sends, now).await?;
-    tx.commit().await?;
-    match planned.short {
-        Some(why) => tracing::info!(
-            campaign = %c.name, %day, count = sends.len(), volume = planned.volume,
-            "planned fewer than the day's volume: {why}"
-        ),
-        None => tracing::info!(campaign = %c.name, %day, count = sends.len(), "planned"),
-    }
-    Ok(sends.len())
+    let (_, applied) =
+        crate::preflight::gate::recheck_sender(app, sender, PreflightTrigger::Schedule).await?;
+    Ok(applied.paused)
 }
 
 /// A passing preflight of the sender in the last 10 minutes (a start has just checked it).
@@ -139,4 +119,260 @@ async fn preflight_is_fresh(app: &App, sender_id: i64, now: i64) -> anyhow::Resu
     Ok(
         matches!(recent.first(), Some((v, at)) if matches!(v, Verdict::Pass | Verdict::Warn) && now - at < 600),
     )
+}
+
+/// Plans one group's day and enqueues it. `gate` runs once, only when the group has
+/// something to send, before anything is written; it returns the names of campaigns that
+/// must not be planned after all (a preflight just paused them).
+pub async fn plan_group(
+    store: &Store,
+    now: i64,
+    group: DayGroup,
+    gate: impl AsyncFnOnce(&SenderRow) -> anyhow::Result<Vec<String>>,
+) -> anyhow::Result<usize> {
+    let pool = store.pool();
+    let so_far = {
+        let mut conn = pool.acquire().await?;
+        outbox_bulk::days_so_far(&mut conn, &group.day, &group.mix_since).await?
+    };
+    let mut todo: Vec<(CampaignRow, CampaignSpec)> = group
+        .campaigns
+        .into_iter()
+        .filter(|(c, _)| !so_far.claimed.contains(&c.id))
+        .collect();
+    if todo.is_empty() {
+        return Ok(0);
+    }
+    let sender = store::senders::get(pool, group.sender_id)
+        .await?
+        .context("campaign's sender is missing")?;
+    let mut addresses: HashMap<i64, String> = HashMap::new();
+    let mut seeds: Vec<SeedState> =
+        store::seeds::planning_day(pool, group.sender_id, group.day_start, group.day_end)
+            .await?
+            .into_iter()
+            .map(|s| {
+                addresses.insert(s.id, s.address.to_string());
+                SeedState {
+                    id: s.id,
+                    provider: s.provider,
+                    last_sent_at: s.last_sent_at,
+                    planned_today: s.planned_today,
+                    pair_today: s.pair_today,
+                    daily_cap: s.daily_cap,
+                }
+            })
+            .collect();
+    let index: HashMap<i64, usize> = seeds.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+    let ctx = PlanCtx {
+        day: &group.day,
+        now,
+        so_far: &so_far,
+        addresses: &addresses,
+    };
+
+    // Nothing to send today (window closed, pool full): no preflight, no claims; look again
+    // on the next tick. The planner is deterministic, so this probe costs one campaign's
+    // planning and changes nothing.
+    if !todo
+        .iter()
+        .any(|(c, spec)| !ctx.plan(c, spec, &seeds).sends.is_empty())
+    {
+        tracing::debug!(sender = %sender.record.name, day = %group.day, "nothing to plan");
+        return Ok(0);
+    }
+    let paused = gate(&sender).await?;
+    if !paused.is_empty() {
+        todo.retain(|(c, _)| !paused.contains(&c.name));
+    }
+
+    let domain = sender.record.address.domain().clone();
+    let (queues, writers) = writers(store, now).await?;
+    let mut batch = Batch::default();
+    let mut next = 0;
+    let mut short = 0;
+    let last = todo.len().saturating_sub(1);
+    for (i, (c, spec)) in todo.iter().enumerate() {
+        let planned = ctx.plan(c, spec, &seeds);
+        if let Some(why) = &planned.short {
+            short += 1;
+            tracing::info!(
+                campaign = %c.name, day = %group.day, count = planned.sends.len(),
+                volume = planned.volume, "planned fewer than the day's volume: {why}"
+            );
+        }
+        if !planned.sends.is_empty() {
+            let mut by_provider: Vec<(Provider, u32)> = Vec::new();
+            for s in &planned.sends {
+                let seed = &mut seeds[index[&s.seed_id]];
+                seed.planned_today += 1;
+                seed.pair_today += 1;
+                seed.last_sent_at = Some(seed.last_sent_at.map_or(s.run_at, |t| t.max(s.run_at)));
+                match by_provider.iter_mut().find(|(p, _)| *p == seed.provider) {
+                    Some((_, n)) => *n += 1,
+                    None => by_provider.push((seed.provider, 1)),
+                }
+                batch.sends.push(NewSend {
+                    campaign_id: c.id,
+                    seed_id: s.seed_id,
+                    kind: SendKind::Warmup,
+                    message_id: message::new_message_id(&domain),
+                    subject: content::subject(),
+                    in_reply_to: None,
+                    plan_day: Some(group.day.clone()),
+                    run_at: s.run_at,
+                });
+            }
+            by_provider.sort_by_key(|(p, _)| p.as_str());
+            batch.claims.push(DayClaim {
+                campaign_id: c.id,
+                plan_day: group.day.clone(),
+                sends: planned.sends.len() as i64,
+                by_provider: outbox_bulk::format_by_provider(&by_provider),
+            });
+            tracing::debug!(campaign = %c.name, day = %group.day, count = planned.sends.len(), "planned");
+        }
+        if (batch.sends.len() >= BATCH_SENDS || i == last) && !batch.claims.is_empty() {
+            let full = std::mem::take(&mut batch);
+            if queues[next % queues.len()].send(full).await.is_err() {
+                break; // that writer failed: its error is reported below
+            }
+            next += 1;
+        }
+    }
+    drop(queues);
+    let mut enqueued = 0;
+    let mut failure = None;
+    for w in writers {
+        match w.await {
+            Ok(Ok(n)) => enqueued += n,
+            Ok(Err(e)) => failure = failure.or(Some(e)),
+            Err(e) => failure = failure.or(Some(anyhow::Error::new(e))),
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e.context(format!("planning {} for {}", group.day, sender.record.name)));
+    }
+    tracing::info!(
+        sender = %sender.record.name, day = %group.day, campaigns = todo.len(),
+        sends = enqueued, short, "planned the day"
+    );
+    Ok(enqueued)
+}
+
+/// What planning one campaign of a group needs besides the seeds.
+struct PlanCtx<'a> {
+    day: &'a str,
+    now: i64,
+    so_far: &'a outbox_bulk::DaysSoFar,
+    /// Seed id → address, for campaigns restricted to a list of seeds.
+    addresses: &'a HashMap<i64, String>,
+}
+
+impl PlanCtx<'_> {
+    fn plan(&self, c: &CampaignRow, spec: &CampaignSpec, seeds: &[SeedState]) -> planner::DayPlan {
+        let restricted: Vec<SeedState>;
+        let seeds = match &spec.seeds {
+            None => seeds,
+            Some(list) => {
+                let only: HashSet<&str> = list.iter().map(String::as_str).collect();
+                restricted = seeds
+                    .iter()
+                    .filter(|s| {
+                        self.addresses
+                            .get(&s.id)
+                            .is_some_and(|a| only.contains(a.as_str()))
+                    })
+                    .cloned()
+                    .collect();
+                &restricted
+            }
+        };
+        let recent = self
+            .so_far
+            .recent_by_provider
+            .get(&c.id)
+            .map_or(&[][..], Vec::as_slice);
+        let input = DayInput {
+            plan: &spec.plan,
+            now: self.now,
+            sending_days_before: self
+                .so_far
+                .sending_days_before
+                .get(&c.id)
+                .copied()
+                .unwrap_or(0),
+            seeds,
+            recent_by_provider: recent,
+        };
+        let mut rng = StdRng::seed_from_u64(planner::day_seed(c.id, self.day));
+        planner::plan_day(&input, &mut rng)
+    }
+}
+
+/// Some campaigns' day claims and their sends: one transaction of a writer.
+#[derive(Default)]
+struct Batch {
+    claims: Vec<DayClaim>,
+    sends: Vec<NewSend>,
+}
+
+/// Writer tasks, each with its own connection: one on SQLite (one writer at a time anyway),
+/// two on PostgreSQL (campaigns' days are independent of each other).
+async fn writers(
+    store: &Store,
+    now: i64,
+) -> anyhow::Result<(
+    Vec<mpsc::Sender<Batch>>,
+    Vec<JoinHandle<anyhow::Result<usize>>>,
+)> {
+    let count = match store.backend() {
+        Backend::Sqlite => 1,
+        Backend::Postgres => 2,
+    };
+    let (mut queues, mut handles) = (Vec::new(), Vec::new());
+    for _ in 0..count {
+        let mut conn = store.pool().acquire().await?;
+        let sqlite = store.backend() == Backend::Sqlite;
+        if sqlite {
+            // A day's rows go into the outbox's indexes at random places: a page cache that
+            // holds them (SQLite's default, 2 MB, spills to the file on every batch), and
+            // statement journals in memory. Set back when the writer is done.
+            sqlx::Executor::execute(&mut *conn, "PRAGMA cache_size = -262144").await?;
+            sqlx::Executor::execute(&mut *conn, "PRAGMA temp_store = MEMORY").await?;
+        }
+        let (tx, mut rx) = mpsc::channel::<Batch>(2);
+        queues.push(tx);
+        handles.push(tokio::spawn(async move {
+            let mut enqueued = 0;
+            while let Some(b) = rx.recv().await {
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                let claimed: HashSet<i64> = outbox_bulk::claim_plan_days(&mut tx, &b.claims, now)
+                    .await?
+                    .into_iter()
+                    .collect();
+                let sends: Vec<NewSend>;
+                let sends = if claimed.len() == b.claims.len() {
+                    &b.sends[..]
+                } else {
+                    // Another node planned some of these days meanwhile: theirs stand.
+                    sends = b
+                        .sends
+                        .into_iter()
+                        .filter(|s| claimed.contains(&s.campaign_id))
+                        .collect();
+                    &sends[..]
+                };
+                outbox_bulk::enqueue_many(&mut tx, sends, now).await?;
+                tx.commit().await?;
+                enqueued += sends.len();
+            }
+            if sqlite {
+                sqlx::Executor::execute(&mut *conn, "PRAGMA cache_size = -2000").await?;
+                sqlx::Executor::execute(&mut *conn, "PRAGMA temp_store = DEFAULT").await?;
+            }
+            Ok(enqueued)
+        }));
+    }
+    Ok((queues, handles))
 }

@@ -219,3 +219,68 @@ async fn scheduler_over_two_weeks() {
     })
     .await;
 }
+
+/// Another node claims a campaign's day after this node read `campaign_days` and before it
+/// writes (here: inside the gate, which runs between the two): this node's batch skips that
+/// campaign, sends and all, and plans the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_claimed_meanwhile_by_another_node_is_not_planned_twice() {
+    on_both(|url| async move {
+        let data = tempfile::tempdir().unwrap();
+        let app = App::build(
+            config(&url, data.path()),
+            Arc::new(ManualClock::new(MONDAY)),
+        )
+        .await
+        .unwrap();
+        let pool = app.store.pool().clone();
+        for name in ["ramp", "steady"] {
+            let c = campaigns::get_by_name(&pool, name).await.unwrap().unwrap();
+            campaigns::set_status(&pool, c.id, CampaignStatus::Active, None, None, 0)
+                .await
+                .unwrap();
+        }
+        let steady = campaigns::get_by_name(&pool, "steady")
+            .await
+            .unwrap()
+            .unwrap();
+        let mut planned = 0;
+        let groups =
+            hearth::scheduler::day_groups(campaigns::list(&pool).await.unwrap(), MONDAY).unwrap();
+        assert_eq!(groups.len(), 2, "one group per sender");
+        for group in groups {
+            let other_node = pool.clone();
+            let day = group.day.clone();
+            let steady_id = steady.id;
+            planned += hearth::scheduler::plan_group(
+                &app.store,
+                MONDAY,
+                group,
+                async move |_: &hearth::store::senders::SenderRow| {
+                    outbox::claim_plan_day(&other_node, steady_id, &day, 4, MONDAY)
+                        .await
+                        .unwrap();
+                    Ok(Vec::new())
+                },
+            )
+            .await
+            .unwrap();
+        }
+        assert_eq!(
+            outbox::list_for_campaign(&pool, steady.id)
+                .await
+                .unwrap()
+                .len(),
+            0,
+            "the other node's day stands"
+        );
+        let ramp = campaigns::get_by_name(&pool, "ramp")
+            .await
+            .unwrap()
+            .unwrap();
+        let ramp_rows = outbox::list_for_campaign(&pool, ramp.id).await.unwrap();
+        assert_eq!((planned, ramp_rows.len()), (3, 3));
+        app.store.close().await;
+    })
+    .await;
+}

@@ -190,7 +190,7 @@ plan = {{ start_per_day = 1, max_per_day = {max} }}
 }
 
 /// CPU time this process has used so far (user + system, all threads), on Linux.
-fn process_cpu() -> Option<Duration> {
+pub(super) fn process_cpu() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // After the command name in parentheses: state is field 3; utime, stime are 14 and 15.
     let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();

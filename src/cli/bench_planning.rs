@@ -7,31 +7,26 @@
 //! Setup (not timed): a fresh database (a SQLite file in a temporary directory, or a fresh
 //! `hearth_bench_<uuid>` database on the given PostgreSQL server, dropped afterwards), one
 //! sender, a pool of seeds whose daily caps let every campaign send its share, and the
-//! campaigns. Timed: reading the seeds' day, the planner for every campaign (caps, rotation,
-//! times), the day claims and `enqueue_many`, committed in one transaction.
+//! campaigns, all active. Timed: the scheduler's own path (`scheduler::day_groups` and
+//! `plan_group`, as `serve` runs them at the start of the day, minus the sender's preflight):
+//! what `campaign_days` says of the campaigns, the seeds' day, the planner for every campaign
+//! (caps, rotation, times), and the day claims with their sends, in batched transactions.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-
 use anyhow::Context as _;
 use clap::Args;
-use rand::SeedableRng as _;
-use rand::rngs::StdRng;
 use sqlx::{AnyConnection, AssertSqlSafe, Connection as _, Executor as _};
 
 use crate::domain::{
-    EmailAddress, Endpoint, EngagementRates, HeloName, Increase, Provider, SendKind, SendingWindow,
-    Source, TlsMode, WarmupPlan,
+    CampaignStatus, EmailAddress, Endpoint, EngagementRates, HeloName, Increase, Provider,
+    SendingWindow, Source, TlsMode, WarmupPlan,
 };
-use crate::planner::{self, DayInput, SeedState};
+use crate::scheduler;
 use crate::secrets::SecretRef;
-use crate::sender::{content, message};
 use crate::startup::CampaignSpec;
-use crate::store::outbox::NewSend;
-use crate::store::outbox_bulk::{self, DayClaim};
+use crate::store::senders::SenderRow;
 use crate::store::{Backend, Store, campaigns, seeds, senders};
 
 #[derive(Debug, Clone, Args)]
@@ -53,8 +48,6 @@ pub struct PlanningBench {
 
 /// Monday 2026-11-30 00:00 UTC: the day planned.
 const DAY: i64 = 1_795_996_800;
-/// Sends flushed to the database at a time while planning goes on.
-const BATCH: usize = 32_768;
 
 pub async fn run(args: PlanningBench) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
@@ -77,149 +70,49 @@ pub async fn run(args: PlanningBench) -> anyhow::Result<ExitCode> {
     let _ = std::fs::remove_dir_all(&dir);
     let o = outcome?;
     println!(
-        "planning bench ({}): {} campaigns, {} sends, {:.2} s (of which the planner {:.2} s)",
+        "planning bench ({}): {} campaigns, {} sends, {:.2} s",
         o.backend,
         args.campaigns,
         o.inserted,
         o.elapsed.as_secs_f64(),
-        o.planner.as_secs_f64(),
     );
+    if let Some(cpu) = o.cpu {
+        println!(
+            "planning bench cpu: {:.2} s of hearth's CPU (all threads)",
+            cpu.as_secs_f64()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 struct Outcome {
     backend: &'static str,
     elapsed: Duration,
-    /// Time spent planning and building rows (it overlaps the writes).
-    planner: Duration,
-    inserted: u64,
-}
-
-/// Some campaigns' days: claimed and enqueued together by one writer.
-struct Batch {
-    claims: Vec<DayClaim>,
-    sends: Vec<NewSend>,
-}
-
-/// Writers, each with its own connection and transaction. SQLite has one writer at a time;
-/// PostgreSQL gets two (a campaign's day is independent of the others', as in the
-/// scheduler, which plans each in its own transaction).
-async fn writers(
-    store: &Store,
-) -> anyhow::Result<(
-    Vec<mpsc::Sender<Batch>>,
-    Vec<JoinHandle<anyhow::Result<u64>>>,
-)> {
-    let count = match store.backend() {
-        Backend::Sqlite => 1,
-        Backend::Postgres => 2,
-    };
-    let (mut senders, mut handles) = (Vec::new(), Vec::new());
-    for _ in 0..count {
-        let mut conn = store.pool().acquire().await?;
-        if store.backend() == Backend::Sqlite {
-            // A page cache that holds the day's indexes (the default 2 MB spills to the
-            // file), and statement journals (one per multi-row INSERT) in memory.
-            conn.execute("PRAGMA cache_size = -1048576").await?;
-            conn.execute("PRAGMA temp_store = MEMORY").await?;
-        }
-        let (tx, mut rx) = mpsc::channel::<Batch>(2);
-        senders.push(tx);
-        handles.push(tokio::spawn(async move {
-            let mut tx = conn.begin().await?;
-            let mut inserted = 0;
-            while let Some(b) = rx.recv().await {
-                inserted += outbox_bulk::enqueue_many(&mut tx, &b.sends, DAY).await?;
-                let claimed = outbox_bulk::claim_plan_days(&mut tx, &b.claims, DAY).await?;
-                anyhow::ensure!(claimed.len() == b.claims.len(), "a day was already claimed");
-            }
-            tx.commit().await?;
-            Ok(inserted)
-        }));
-    }
-    Ok((senders, handles))
+    /// CPU time of this process over the timed part (the database server's is not in it).
+    cpu: Option<Duration>,
+    inserted: usize,
 }
 
 async fn bench(args: &PlanningBench, url: &str) -> anyhow::Result<Outcome> {
     let store = Store::connect(url).await?;
     let per_campaign = u32::try_from(args.sends / args.campaigns)?;
     let per_seed = u32::try_from(args.sends.div_ceil(args.seeds))?;
-    let (sender_id, campaign_ids) = setup(&store, args, per_campaign, per_seed).await?;
-    let plan = plan(per_campaign, per_seed);
-    let domain = "bench.test".parse()?;
-    let day = "2026-11-30";
-    let (queues, handles) = writers(&store).await?;
-
+    setup(&store, args, per_campaign, per_seed).await?;
+    let cpu_start = super::bench::process_cpu();
     let start = Instant::now();
-    let mut planner_time = Duration::ZERO;
-    let mut pool: Vec<SeedState> = seeds::planning_day(store.pool(), sender_id, DAY, DAY + 86_400)
-        .await?
-        .into_iter()
-        .map(|s| SeedState {
-            id: s.id,
-            provider: s.provider,
-            last_sent_at: s.last_sent_at,
-            planned_today: s.planned_today,
-            pair_today: s.pair_today,
-            daily_cap: s.daily_cap,
-        })
-        .collect();
-    let index: std::collections::HashMap<i64, usize> =
-        pool.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
-    let new_batch = || Batch {
-        claims: Vec::new(),
-        sends: Vec::with_capacity(BATCH + per_campaign as usize),
-    };
-    let mut batch = new_batch();
-    let mut next = 0;
-    for (i, &campaign_id) in campaign_ids.iter().enumerate() {
-        let t = Instant::now();
-        let input = DayInput {
-            plan: &plan,
-            now: DAY,
-            sending_days_before: 0,
-            seeds: &pool,
-            recent_by_provider: &[],
-        };
-        let mut rng = StdRng::seed_from_u64(planner::day_seed(campaign_id, day));
-        let planned = planner::plan_day(&input, &mut rng);
-        for s in &planned.sends {
-            let seed = &mut pool[index[&s.seed_id]];
-            seed.planned_today += 1;
-            seed.pair_today += 1;
-            seed.last_sent_at = Some(seed.last_sent_at.unwrap_or(0).max(s.run_at));
-            batch.sends.push(NewSend {
-                campaign_id,
-                seed_id: s.seed_id,
-                kind: SendKind::Warmup,
-                message_id: message::new_message_id(&domain),
-                subject: content::subject(),
-                in_reply_to: None,
-                plan_day: Some(day.to_owned()),
-                run_at: s.run_at,
-            });
-        }
-        batch.claims.push(DayClaim {
-            campaign_id,
-            plan_day: day.to_owned(),
-            sends: planned.sends.len() as i64,
-        });
-        planner_time += t.elapsed();
-        if batch.sends.len() >= BATCH || i + 1 == campaign_ids.len() {
-            let full = std::mem::replace(&mut batch, new_batch());
-            if queues[next % queues.len()].send(full).await.is_err() {
-                break; // the writer failed: its error is reported below
-            }
-            next += 1;
-        }
-    }
-    drop(queues);
+    // The scheduler's own path, as `serve` runs it at the start of the day, without the
+    // sender's preflight (one DNS check per sender and day, not per send).
+    let campaigns = campaigns::list(store.pool()).await?;
     let mut inserted = 0;
-    for h in handles {
-        inserted += h.await??;
+    for group in scheduler::day_groups(campaigns, DAY)? {
+        inserted +=
+            scheduler::plan_group(&store, DAY, group, async |_: &SenderRow| Ok(Vec::new())).await?;
     }
     let elapsed = start.elapsed();
-    let want = u64::from(per_campaign) * campaign_ids.len() as u64;
+    let cpu = super::bench::process_cpu()
+        .zip(cpu_start)
+        .map(|(end, start)| end - start);
+    let want = per_campaign as usize * args.campaigns;
     anyhow::ensure!(
         inserted == want,
         "planned {inserted} sends, expected {want}"
@@ -228,7 +121,7 @@ async fn bench(args: &PlanningBench, url: &str) -> anyhow::Result<Outcome> {
     Ok(Outcome {
         backend: store.backend().as_str(),
         elapsed,
-        planner: planner_time,
+        cpu,
         inserted,
     })
 }
@@ -313,7 +206,9 @@ async fn setup(
     let mut ids = Vec::with_capacity(args.campaigns);
     for i in 0..args.campaigns {
         let name = format!("bench-{i}");
-        ids.push(campaigns::upsert_from_config(&mut *tx, &name, sender_id, &spec, DAY).await?);
+        let id = campaigns::upsert_from_config(&mut *tx, &name, sender_id, &spec, DAY).await?;
+        campaigns::set_status(&mut *tx, id, CampaignStatus::Active, None, None, DAY).await?;
+        ids.push(id);
     }
     tx.commit().await?;
     Ok((sender_id, ids))

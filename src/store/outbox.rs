@@ -68,7 +68,9 @@ macro_rules! outbox_cols {
 // re-run per row and claim more than `n`); `FOR UPDATE SKIP LOCKED` lets concurrent
 // claimers pass each other by. SQLite serializes writers on its database lock instead; there
 // the outer `status` test is written `+status` so that the planner finds the rows by id (a
-// plain `status = ?` makes it walk the status index over every planned row, per claim).
+// plain `status = ?` makes it walk the status index over every planned row, per claim), and
+// the campaign test is written `+campaign_id` so that it takes the due rows from the partial
+// index `outbox_due` in time order rather than every row of every active campaign.
 macro_rules! claim_sql {
     ($status:literal, $open:literal, $close:literal) => {
         claim_sql!($status, $open, $close, outbox_cols!())
@@ -81,8 +83,8 @@ macro_rules! claim_sql {
             $status,
             " = $4 AND id ",
             $open,
-            "SELECT id FROM outbox WHERE status = $4 AND run_at <= $5 \
-               AND campaign_id IN (SELECT id FROM campaigns WHERE status = $7) \
+            "SELECT id FROM outbox WHERE status = 'planned' AND run_at <= $5 \
+               AND +campaign_id IN (SELECT id FROM campaigns WHERE status = $7) \
                ORDER BY run_at, id LIMIT $6",
             $close,
             " RETURNING ",
@@ -256,9 +258,8 @@ where
     sqlx::query(concat!(
         "SELECT ",
         outbox_cols!(),
-        " FROM outbox WHERE status = $1 AND lease_until < $2 ORDER BY lease_until, id"
+        " FROM outbox WHERE status = 'sending' AND lease_until < $1 ORDER BY lease_until, id"
     ))
-    .bind(OutboxStatus::Sending.as_str())
     .bind(now)
     .fetch_all(ex)
     .await?
@@ -645,6 +646,47 @@ mod tests {
     use crate::domain::{EmailAddress, Endpoint, Provider, Source, TlsMode};
     use crate::secrets::SecretRef;
     use crate::store::{campaigns, seeds, senders};
+
+    /// The claim and the reconciler spell statuses as literals so that the partial indexes
+    /// `outbox_due` and `outbox_leased` (migration 20261129000003) can serve them.
+    #[test]
+    fn status_literals_match_the_enum() {
+        assert_eq!(OutboxStatus::Planned.as_str(), "planned");
+        assert_eq!(OutboxStatus::Sending.as_str(), "sending");
+    }
+
+    #[tokio::test]
+    async fn claim_and_expiry_use_the_partial_indexes_on_sqlite() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let mut conn = store.pool().acquire().await.unwrap();
+        let plan = |sql: &str| format!("EXPLAIN QUERY PLAN {sql}");
+        let claim = claim_sql!("+status", "IN (", ")");
+        let expiry = concat!(
+            "SELECT id FROM outbox WHERE status = 'sending' AND lease_until < 1 ",
+            "ORDER BY lease_until, id"
+        );
+        for (sql, index) in [(claim, "outbox_due"), (expiry, "outbox_leased")] {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(plan(sql)))
+                .bind(OutboxStatus::Sending.as_str())
+                .bind("node")
+                .bind(0_i64)
+                .bind(OutboxStatus::Planned.as_str())
+                .bind(0_i64)
+                .bind(10_i64)
+                .bind("active")
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+            let detail: Vec<String> = rows
+                .iter()
+                .map(|r| row::text(r, "detail").unwrap())
+                .collect();
+            assert!(
+                detail.iter().any(|d| d.contains(index)),
+                "{index} not used: {detail:?}"
+            );
+        }
+    }
 
     async fn campaign(store: &Store) -> (i64, i64) {
         let pool = store.pool();

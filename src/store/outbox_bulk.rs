@@ -14,7 +14,9 @@ use std::sync::OnceLock;
 
 use sqlx::{AnyConnection, AssertSqlSafe};
 
-use crate::domain::OutboxStatus;
+use std::collections::{HashMap, HashSet};
+
+use crate::domain::{OutboxStatus, Provider};
 
 use super::outbox::NewSend;
 use super::{Backend, StoreError, row};
@@ -131,6 +133,91 @@ pub struct DayClaim {
     /// `YYYY-MM-DD` in the campaign's time zone.
     pub plan_day: String,
     pub sends: i64,
+    /// The day's sends per provider (see [`format_by_provider`]).
+    pub by_provider: String,
+}
+
+/// Sends per provider as stored in `campaign_days.by_provider`: `gmail=3 outlook=2`,
+/// providers with none left out.
+pub fn format_by_provider(counts: &[(Provider, u32)]) -> String {
+    let mut out = String::new();
+    for (p, n) in counts.iter().filter(|(_, n)| *n > 0) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        let _ = write!(out, "{p}={n}");
+    }
+    out
+}
+
+/// Adds the counts of a stored `by_provider` to `into`. Unreadable parts are skipped: the
+/// column only steers the mix, and a provider unknown to this version has no seeds anyway.
+pub fn add_by_provider(stored: &str, into: &mut Vec<(Provider, u32)>) {
+    for part in stored.split_ascii_whitespace() {
+        let Some((p, n)) = part.split_once('=') else {
+            continue;
+        };
+        let (Ok(p), Ok(n)) = (p.parse::<Provider>(), n.parse::<u32>()) else {
+            continue;
+        };
+        match into.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, m)) => *m += n,
+            None => into.push((p, n)),
+        }
+    }
+}
+
+/// What `campaign_days` tells the scheduler about the campaigns planning `plan_day`.
+#[derive(Debug, Default)]
+pub struct DaysSoFar {
+    /// Campaigns whose `plan_day` is already claimed.
+    pub claimed: HashSet<i64>,
+    /// Sending days (days with sends) before `plan_day`, per campaign: the ramp's position.
+    pub sending_days_before: HashMap<i64, u32>,
+    /// Sends per provider on the days in `[since, plan_day)`, per campaign.
+    pub recent_by_provider: HashMap<i64, Vec<(Provider, u32)>>,
+}
+
+/// Reads [`DaysSoFar`] for every campaign in two statements. `since` is the first day
+/// (`YYYY-MM-DD`) of the provider mix's look-back.
+pub async fn days_so_far(
+    conn: &mut AnyConnection,
+    plan_day: &str,
+    since: &str,
+) -> Result<DaysSoFar, StoreError> {
+    let mut out = DaysSoFar::default();
+    let counts = sqlx::query(
+        "SELECT campaign_id, COUNT(*) AS n FROM campaign_days \
+         WHERE plan_day < $1 AND sends > 0 GROUP BY campaign_id",
+    )
+    .bind(plan_day)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in &counts {
+        let n = u32::try_from(row::int(r, "n")?).unwrap_or(u32::MAX);
+        out.sending_days_before
+            .insert(row::int(r, "campaign_id")?, n);
+    }
+    let recent = sqlx::query(
+        "SELECT campaign_id, plan_day, by_provider FROM campaign_days \
+         WHERE plan_day >= $1 AND plan_day <= $2",
+    )
+    .bind(since)
+    .bind(plan_day)
+    .fetch_all(&mut *conn)
+    .await?;
+    for r in &recent {
+        let id = row::int(r, "campaign_id")?;
+        if row::text(r, "plan_day")? == plan_day {
+            out.claimed.insert(id);
+        } else {
+            add_by_provider(
+                &row::text(r, "by_provider")?,
+                out.recent_by_provider.entry(id).or_default(),
+            );
+        }
+    }
+    Ok(out)
 }
 
 /// Claims many plan days at once (as [`super::outbox::claim_plan_day`] does one). Returns
@@ -142,12 +229,13 @@ pub async fn claim_plan_days(
 ) -> Result<Vec<i64>, StoreError> {
     let backend = backend(conn);
     let mut claimed = Vec::with_capacity(claims.len());
-    for part in claims.chunks(max_params(backend) / 4) {
+    for part in claims.chunks(max_params(backend) / 5) {
         let sql = values_sql(
             backend,
-            "INSERT INTO campaign_days (campaign_id, plan_day, sends, planned_at) VALUES ",
+            "INSERT INTO campaign_days (campaign_id, plan_day, sends, by_provider, planned_at) \
+             VALUES ",
             part.len(),
-            4,
+            5,
             " ON CONFLICT DO NOTHING RETURNING campaign_id",
         );
         let mut q = sqlx::query(AssertSqlSafe(sql));
@@ -156,6 +244,7 @@ pub async fn claim_plan_days(
                 .bind(c.campaign_id)
                 .bind(c.plan_day.as_str())
                 .bind(c.sends)
+                .bind(c.by_provider.as_str())
                 .bind(now);
         }
         for r in q.fetch_all(&mut *conn).await? {
@@ -168,6 +257,22 @@ pub async fn claim_plan_days(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn provider_counts_round_trip() {
+        let counts = [
+            (Provider::Gmail, 3),
+            (Provider::Outlook, 0),
+            (Provider::Yahoo, 2),
+        ];
+        let text = format_by_provider(&counts);
+        assert_eq!(text, "gmail=3 yahoo=2");
+        let mut sum = Vec::new();
+        add_by_provider(&text, &mut sum);
+        add_by_provider("gmail=1 nonsense fastmail=4 yahoo=x", &mut sum);
+        assert_eq!(sum, vec![(Provider::Gmail, 4), (Provider::Yahoo, 2)]);
+        assert_eq!(format_by_provider(&[]), "");
+    }
 
     #[test]
     fn statements_hold_their_rows_within_the_limit() {
@@ -190,6 +295,16 @@ mod tests {
         // Only id types may differ between backends; this migration has none.
         let sqlite = include_str!("../../migrations/sqlite/20261129000002_seed_daily_cap.sql");
         let pg = include_str!("../../migrations/postgres/20261129000002_seed_daily_cap.sql");
+        assert_eq!(sqlite, pg);
+        let sqlite =
+            include_str!("../../migrations/sqlite/20261129000003_outbox_partial_indexes.sql");
+        let pg =
+            include_str!("../../migrations/postgres/20261129000003_outbox_partial_indexes.sql");
+        assert_eq!(sqlite, pg);
+        let sqlite =
+            include_str!("../../migrations/sqlite/20261129000004_campaign_days_providers.sql");
+        let pg =
+            include_str!("../../migrations/postgres/20261129000004_campaign_days_providers.sql");
         assert_eq!(sqlite, pg);
     }
 }

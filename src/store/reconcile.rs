@@ -86,12 +86,11 @@ where
     E: Executor<'c, Database = Any>,
 {
     let done = sqlx::query(
-        "UPDATE outbox SET run_at = $2 WHERE status = $3 AND run_at < $2 \
+        "UPDATE outbox SET run_at = $2 WHERE status = 'planned' AND run_at < $2 \
            AND campaign_id IN (SELECT id FROM campaigns WHERE sender_id = $1)",
     )
     .bind(sender_id)
     .bind(until)
-    .bind(OutboxStatus::Planned.as_str())
     .execute(ex)
     .await?;
     Ok(done.rows_affected())

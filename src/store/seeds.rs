@@ -326,33 +326,3 @@ where
     })
     .collect()
 }
-
-/// The campaign's warm-up messages per seed provider with `run_at` in `[from, to)`
-/// (cancelled and failed ones left out): what the provider mix has had lately.
-pub async fn campaign_sends_by_provider<'c, E>(
-    ex: E,
-    campaign_id: i64,
-    from: i64,
-    to: i64,
-) -> Result<Vec<(Provider, u32)>, StoreError>
-where
-    E: Executor<'c, Database = Any>,
-{
-    sqlx::query(
-        "SELECT s.provider, COUNT(*) AS n FROM outbox o JOIN seeds s ON s.id = o.seed_id \
-         WHERE o.campaign_id = $1 AND o.run_at >= $2 AND o.run_at < $3 \
-           AND o.kind = $4 AND o.status <> $5 AND o.status <> $6 \
-         GROUP BY s.provider ORDER BY s.provider",
-    )
-    .bind(campaign_id)
-    .bind(from)
-    .bind(to)
-    .bind(SendKind::Warmup.as_str())
-    .bind(OutboxStatus::Cancelled.as_str())
-    .bind(OutboxStatus::Failed.as_str())
-    .fetch_all(ex)
-    .await?
-    .iter()
-    .map(|r| Ok((row::parsed(r, TABLE, "provider")?, cap(r, "n")?)))
-    .collect()
-}

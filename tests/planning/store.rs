@@ -136,16 +136,19 @@ async fn bulk_enqueue_crosses_chunks_and_claims_days_once() {
                 campaign_id: cx,
                 plan_day: "2026-11-30".into(),
                 sends: 3,
+                by_provider: "gmail=2 yahoo=1".into(),
             },
             DayClaim {
                 campaign_id: cy,
                 plan_day: "2026-11-30".into(),
                 sends: 2,
+                by_provider: "outlook=2".into(),
             },
             DayClaim {
                 campaign_id: cx,
                 plan_day: "2026-12-01".into(),
                 sends: 0,
+                by_provider: String::new(),
             },
         ];
         let mut conn = pool.acquire().await.unwrap();
@@ -165,6 +168,24 @@ async fn bulk_enqueue_crosses_chunks_and_claims_days_once() {
                 .await
                 .unwrap(),
             1
+        );
+        // What the scheduler reads back for planning 2026-12-01 with a look-back from
+        // 2026-11-24: cx's day is claimed, one sending day before it each, and the mix of the
+        // days before (cx's first claim, by `claim_plan_day`, says nothing of providers).
+        let so_far = outbox_bulk::days_so_far(&mut conn, "2026-12-01", "2026-11-24")
+            .await
+            .unwrap();
+        assert_eq!(so_far.claimed, [cx].into_iter().collect());
+        assert_eq!(
+            so_far.sending_days_before,
+            [(cx, 1), (cy, 1)].into_iter().collect()
+        );
+        use hearth::domain::Provider;
+        assert_eq!(
+            so_far.recent_by_provider,
+            [(cy, vec![(Provider::Outlook, 2)]), (cx, vec![])]
+                .into_iter()
+                .collect()
         );
         drop(conn);
         store.close().await;
@@ -226,10 +247,6 @@ async fn seed_day_counts_what_the_outbox_holds() {
                 (s2, 7, 0, 0, None)
             ]
         );
-        let mix = seeds::campaign_sends_by_provider(pool, cx, day - 86_400, end)
-            .await
-            .unwrap();
-        assert_eq!(mix, [(hearth::domain::Provider::Gmail, 2)]);
         // A seed taken out of rotation is not a candidate.
         seeds::set_status(pool, s2, hearth::domain::SeedStatus::Disabled, None, 3)
             .await
