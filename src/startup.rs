@@ -107,11 +107,7 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let tracker = tokio_util::task::TaskTracker::new();
         let (bound_tx, bound_rx) = tokio::sync::oneshot::channel();
-        let state = crate::http::AppState {
-            store: self.store.clone(),
-            status: self.status.clone(),
-            clock: self.clock.clone(),
-        };
+        let state = crate::http::AppState::new(self.clone());
         let http = tokio::spawn(crate::http::serve(
             self.config.server.bind,
             state,

@@ -20,3 +20,30 @@ pub fn init(format: LogFormat, filter: &str) {
         LogFormat::Json => builder.json().try_init(),
     };
 }
+
+/// In-process counters for what the database does not record (shown by `/metrics`). They
+/// count this process only, since it started, as Prometheus counters do.
+pub mod counters {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static IMAP_SESSIONS_OK: AtomicU64 = AtomicU64::new(0);
+    static IMAP_SESSIONS_FAILED: AtomicU64 = AtomicU64::new(0);
+
+    /// An IMAP session was opened (logged in), or the attempt failed.
+    pub fn imap_session(ok: bool) {
+        let c = if ok {
+            &IMAP_SESSIONS_OK
+        } else {
+            &IMAP_SESSIONS_FAILED
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `(opened, failed)` IMAP sessions since this process started.
+    pub fn imap_sessions() -> (u64, u64) {
+        (
+            IMAP_SESSIONS_OK.load(Ordering::Relaxed),
+            IMAP_SESSIONS_FAILED.load(Ordering::Relaxed),
+        )
+    }
+}

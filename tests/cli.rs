@@ -495,3 +495,67 @@ fn preflight_and_spf_from_the_command_line() {
         text(&o)
     );
 }
+
+#[test]
+fn log_format_json_from_the_command_line_or_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("h.toml");
+    std::fs::write(&cfg, MINIMAL).unwrap();
+    let lines = |o: &Output| -> Vec<String> {
+        String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("HEARTH_CONFIG")
+            .env_remove("HEARTH_LOG_FORMAT")
+            .env("RUST_LOG", "info")
+            .output()
+            .expect("run hearth")
+    };
+    // --log-format json: every log line is a JSON object with level, fields and target.
+    let o = run(&[
+        "--config",
+        "h.toml",
+        "--log-format",
+        "json",
+        "seeds",
+        "list",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let logged = lines(&o);
+    assert!(!logged.is_empty(), "nothing logged");
+    for l in &logged {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{l}");
+    }
+    assert!(
+        logged
+            .iter()
+            .any(|l| l.contains("config written to the store"))
+    );
+    // The config's log.format does the same; the flag wins over it.
+    std::fs::write(&cfg, format!("{MINIMAL}\n[log]\nformat = \"json\"\n")).unwrap();
+    let o = run(&["--config", "h.toml", "seeds", "list"]);
+    assert!(lines(&o).iter().all(|l| l.starts_with('{')), "{}", text(&o));
+    let o = run(&[
+        "--config",
+        "h.toml",
+        "--log-format",
+        "text",
+        "seeds",
+        "list",
+    ]);
+    assert!(
+        lines(&o).iter().all(|l| !l.starts_with('{')) && !lines(&o).is_empty(),
+        "{}",
+        text(&o)
+    );
+    let o = run(&["--config", "h.toml", "--log-format", "xml", "seeds", "list"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("expected text or json"), "{}", text(&o));
+}

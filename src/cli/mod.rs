@@ -31,6 +31,9 @@ pub struct Cli {
     /// Config file (TOML). Environment overrides: HEARTH_SECTION__KEY=value.
     #[arg(long, short, global = true, env = "HEARTH_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Log format on stderr: text or json (overrides log.format; RUST_LOG sets the filter).
+    #[arg(long, global = true, env = "HEARTH_LOG_FORMAT", value_name = "FORMAT", value_parser = parse_log_format)]
+    pub log_format: Option<crate::config::LogFormat>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -122,7 +125,10 @@ pub async fn run(cli: Cli) -> ExitCode {
         } => config_check(file.or(cli.config).as_deref()),
         command => match load_config(cli.config.as_deref()) {
             Ok(config) => {
-                crate::telemetry::init(config.log.format, &config.log.filter);
+                crate::telemetry::init(
+                    cli.log_format.unwrap_or(config.log.format),
+                    &config.log.filter,
+                );
                 dispatch(command, config).await
             }
             Err(e) => Err(e),
@@ -176,6 +182,14 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         Command::Preflight(args) => preflight::preflight(config, args).await,
         Command::Spf(args) => preflight::spf(config, args).await,
         Command::Bench { command } => bench::run(command).await,
+    }
+}
+
+fn parse_log_format(s: &str) -> Result<crate::config::LogFormat, String> {
+    match s {
+        "text" => Ok(crate::config::LogFormat::Text),
+        "json" => Ok(crate::config::LogFormat::Json),
+        _ => Err(format!("expected text or json, got {s:?}")),
     }
 }
 

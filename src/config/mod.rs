@@ -2,7 +2,8 @@
 //! typed values. Every problem is reported with the file, the key and what was expected.
 //!
 //! Defaults (documented here and in `config/hearth.toml`):
-//! - `server.bind` = `127.0.0.1:8080`; a non-loopback bind requires `server.api_token`.
+//! - `server.bind` = `127.0.0.1:8080`; a non-loopback bind requires `server.api_token` (one
+//!   secret or a list, each at least 16 characters); no token by default.
 //! - `server.data_dir` = `./data`; `server.database_url` = `sqlite://<data_dir>/hearth.db`.
 //! - `dns.timeout_ms` = 2000, `dns.attempts` = 2, `dns.nameservers` = the system's.
 //! - TLS mode `starttls` (required, never downgraded); ports 587 (SMTP STARTTLS), 465 (SMTP
@@ -26,8 +27,11 @@ use secrecy::SecretString;
 
 use crate::domain::{DomainName, EmailAddress, HeloName, Provider, TlsMode, WarmupPlan};
 
-pub use raw::{RawConn, RawFolders, RawSeed};
-pub use validate::{ConfigProblem, guess_provider, validate_seed};
+pub use raw::{RawCampaign, RawConn, RawFolders, RawSeed, RawSender};
+pub use validate::{
+    ConfigProblem, MIN_API_TOKEN_LEN, guess_provider, validate_campaign, validate_seed,
+    validate_sender,
+};
 
 /// Environment variable naming the config file when `--config` is not given.
 pub const CONFIG_ENV: &str = "HEARTH_CONFIG";
@@ -53,7 +57,9 @@ pub struct ServerConfig {
     pub bind: SocketAddr,
     pub database_url: DatabaseUrl,
     pub data_dir: PathBuf,
-    pub api_token: Option<SecretString>,
+    /// Bearer tokens the API accepts (`server.api_token`: one secret or a list). Required
+    /// when `bind` is not a loopback address.
+    pub api_tokens: Vec<SecretString>,
     /// Passphrase for sealing stored secrets; nodes sharing a database must share it.
     /// Without it, a random key is kept in `<data_dir>/secret.key`.
     pub secret_key: Option<SecretString>,

@@ -360,17 +360,14 @@ fn server(cx: &mut Ctx, raw: &RawServer) -> Option<ServerConfig> {
         }
         None => Some(format!("sqlite://{}", data_dir.join("hearth.db").display())),
     };
-    let api_token = raw.api_token.as_ref().and_then(|v| {
-        cx.secret("server.api_token", v)
-            .and_then(|s| resolve_now(cx, "server.api_token", s))
-    });
+    let api_tokens = api_tokens(cx, raw.api_token.as_ref());
     let secret_key = raw.secret_key.as_ref().and_then(|v| {
         cx.secret("server.secret_key", v)
             .and_then(|s| resolve_now(cx, "server.secret_key", s))
     });
     if let Some(b) = bind
         && !b.ip().is_loopback()
-        && api_token.is_none()
+        && api_tokens.is_empty()
     {
         cx.bad(
             "server.api_token",
@@ -383,11 +380,48 @@ fn server(cx: &mut Ctx, raw: &RawServer) -> Option<ServerConfig> {
         bind: bind?,
         database_url: DatabaseUrl(url?),
         data_dir,
-        api_token,
+        api_tokens,
         secret_key,
         node_id: raw.node_id.clone(),
     })
 }
+
+/// `server.api_token`: one secret, or a list of them (several tokens are all valid at once,
+/// so a token can be rotated without downtime). Each is read now and must be at least
+/// [`MIN_API_TOKEN_LEN`] characters.
+fn api_tokens(cx: &mut Ctx, raw: Option<&toml::Value>) -> Vec<SecretString> {
+    use secrecy::ExposeSecret as _;
+    let items: Vec<(String, &toml::Value)> = match raw {
+        None => return Vec::new(),
+        Some(toml::Value::Array(list)) => list
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("server.api_token[{i}]"), v))
+            .collect(),
+        Some(v) => vec![("server.api_token".to_owned(), v)],
+    };
+    if items.is_empty() {
+        cx.bad("server.api_token", "expected at least one token");
+    }
+    let mut tokens = Vec::new();
+    for (key, v) in items {
+        let Some(token) = cx.secret(&key, v).and_then(|s| resolve_now(cx, &key, s)) else {
+            continue;
+        };
+        if token.expose_secret().chars().count() < MIN_API_TOKEN_LEN {
+            cx.bad(
+                key,
+                format!("expected a token of at least {MIN_API_TOKEN_LEN} characters (try: openssl rand -hex 32)"),
+            );
+            continue;
+        }
+        tokens.push(token);
+    }
+    tokens
+}
+
+/// The shortest API token accepted: guessing one must be out of the question.
+pub const MIN_API_TOKEN_LEN: usize = 16;
 
 /// Server-level secrets are needed at start, so they are read now.
 fn resolve_now(cx: &mut Ctx, key: &str, s: SecretSource) -> Option<SecretString> {
@@ -706,6 +740,38 @@ pub fn validate_seed(raw: &RawSeed, base: &Path) -> Result<SeedConfig, Vec<Confi
     }
 }
 
+/// Validates one sender outside a config file (the API); keys start at the sender (`.smtp.port`).
+/// Relative file paths are relative to `base`.
+pub fn validate_sender(raw: &RawSender, base: &Path) -> Result<SenderConfig, Vec<ConfigProblem>> {
+    let mut cx = Ctx {
+        base,
+        problems: Vec::new(),
+    };
+    match sender(&mut cx, "", raw) {
+        Some(s) if cx.problems.is_empty() => Ok(s),
+        _ => Err(cx.problems),
+    }
+}
+
+/// Validates one campaign outside a config file (the API): its plan exactly as the config's,
+/// its seeds against `seeds` (the pool). Whether the sender exists is the caller's business.
+pub fn validate_campaign(
+    raw: &RawCampaign,
+    seeds: &HashSet<EmailAddress>,
+) -> Result<CampaignConfig, Vec<ConfigProblem>> {
+    let mut cx = Ctx {
+        base: Path::new(""),
+        problems: Vec::new(),
+    };
+    if raw.sender.trim().is_empty() {
+        cx.bad(".sender", "expected the name of a sender");
+    }
+    match campaign(&mut cx, "", raw, seeds) {
+        Some(c) if cx.problems.is_empty() => Ok(c),
+        _ => Err(cx.problems),
+    }
+}
+
 /// The provider family of well-known consumer domains; `other` for the rest.
 pub fn guess_provider(domain: &str) -> Provider {
     match domain {
@@ -745,7 +811,7 @@ fn campaign(
                 match EmailAddress::parse(s) {
                     Ok(a) if seeds.contains(&a) => Some(a),
                     Ok(a) => {
-                        cx.bad(k, format!("{a} is not a seed in [[seeds]]"));
+                        cx.bad(k, format!("{a} is not a seed of the pool"));
                         None
                     }
                     Err(e) => {

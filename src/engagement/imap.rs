@@ -44,8 +44,18 @@ impl From<async_imap::error::Error> for ImapError {
     }
 }
 
-/// Connects, secures and logs in.
+/// Connects, secures and logs in. Every attempt is counted for `/metrics`.
 pub async fn connect(
+    endpoint: &Endpoint,
+    password: &SecretString,
+    timeout: Duration,
+) -> Result<Session, ImapError> {
+    let result = open(endpoint, password, timeout).await;
+    crate::telemetry::counters::imap_session(result.is_ok());
+    result
+}
+
+async fn open(
     endpoint: &Endpoint,
     password: &SecretString,
     timeout: Duration,

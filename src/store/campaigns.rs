@@ -53,6 +53,22 @@ pub async fn upsert_from_config<'c, E>(
 where
     E: Executor<'c, Database = Any>,
 {
+    upsert(ex, name, sender_id, plan_json, Source::Config, now).await
+}
+
+/// Creates the campaign, or updates the sender, plan and source of the one with this name.
+/// Never touches the status. Returns the id.
+pub async fn upsert<'c, E>(
+    ex: E,
+    name: &str,
+    sender_id: i64,
+    plan_json: &str,
+    source: Source,
+    now: i64,
+) -> Result<i64, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
     let r = sqlx::query(
         "INSERT INTO campaigns (name, sender_id, plan, status, source, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $6) \
@@ -65,7 +81,7 @@ where
     .bind(sender_id)
     .bind(plan_json)
     .bind(CampaignStatus::Draft.as_str())
-    .bind(Source::Config.as_str())
+    .bind(source.as_str())
     .bind(now)
     .fetch_one(ex)
     .await?;
@@ -196,6 +212,48 @@ where
         .bind(id)
         .bind(i64::from(auto_resume))
         .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Whether the campaign has done anything yet: planned a day or queued a message. A campaign
+/// with history is kept (the ledger refers to it); one without may be deleted.
+pub async fn has_history<'c, E>(ex: E, id: i64) -> Result<bool, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let n: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM outbox WHERE campaign_id = $1) \
+              + (SELECT COUNT(*) FROM campaign_days WHERE campaign_id = $1)",
+    )
+    .bind(id)
+    .fetch_one(ex)
+    .await?;
+    Ok(n > 0)
+}
+
+/// How many campaigns use the sender.
+pub async fn count_for_sender<'c, E>(ex: E, sender_id: i64) -> Result<i64, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM campaigns WHERE sender_id = $1")
+            .bind(sender_id)
+            .fetch_one(ex)
+            .await?,
+    )
+}
+
+/// Deletes the campaign. Returns false when no campaign has this id. The database refuses
+/// (a foreign-key violation) when outbox rows or planned days refer to it.
+pub async fn delete<'c, E>(ex: E, id: i64) -> Result<bool, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let done = sqlx::query("DELETE FROM campaigns WHERE id = $1")
+        .bind(id)
         .execute(ex)
         .await?;
     Ok(done.rows_affected() == 1)

@@ -46,6 +46,12 @@ impl StoreError {
         matches!(self, StoreError::Query(sqlx::Error::Database(db)) if db.is_unique_violation())
     }
 
+    /// Whether the database refused because other rows refer to this one (or it refers to
+    /// a row that does not exist).
+    pub fn is_foreign_key_violation(&self) -> bool {
+        matches!(self, StoreError::Query(sqlx::Error::Database(db)) if db.is_foreign_key_violation())
+    }
+
     /// Whether the database refused the row because of a CHECK constraint.
     pub fn is_check_violation(&self) -> bool {
         matches!(self, StoreError::Query(sqlx::Error::Database(db)) if db.is_check_violation())

@@ -185,6 +185,107 @@ where
     .collect()
 }
 
+/// Which ledger rows a [`page`] returns. Every field narrows; `None` means any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LedgerFilter {
+    pub campaign_id: Option<i64>,
+    pub provider: Option<Provider>,
+    pub placement: Option<Placement>,
+    /// Sent at or after (unix seconds).
+    pub sent_from: Option<i64>,
+    /// Sent before (unix seconds).
+    pub sent_until: Option<i64>,
+}
+
+/// A ledger row with what the API shows beside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub placement: PlacementRow,
+    pub campaign_id: i64,
+    pub campaign: String,
+    pub seed: String,
+    pub sent_at: Option<i64>,
+}
+
+/// One page of the ledger, newest first: rows matching `filter` with an id below `before`
+/// (keyset pagination: stable while new rows arrive), at most `limit`.
+pub async fn page<'c, E>(
+    ex: E,
+    filter: &LedgerFilter,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<LedgerEntry>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    // Only placeholders are generated here; every value is bound, in this order.
+    let mut conditions = vec!["p.id < $1".to_owned()];
+    let mut n = 1;
+    let mut next = || {
+        n += 1;
+        format!("${n}")
+    };
+    if filter.campaign_id.is_some() {
+        conditions.push(format!("o.campaign_id = {}", next()));
+    }
+    if filter.provider.is_some() {
+        conditions.push(format!("p.provider = {}", next()));
+    }
+    if filter.placement.is_some() {
+        conditions.push(format!("p.placement = {}", next()));
+    }
+    if filter.sent_from.is_some() {
+        conditions.push(format!("o.sent_at >= {}", next()));
+    }
+    if filter.sent_until.is_some() {
+        conditions.push(format!("o.sent_at < {}", next()));
+    }
+    let limit_param = next();
+    let sql = format!(
+        concat!(
+            "SELECT ",
+            placement_cols!(),
+            ", o.campaign_id AS campaign_id, c.name AS campaign_name, s.address AS seed_address, \
+               o.sent_at AS sent_at \
+             FROM placements p JOIN outbox o ON o.id = p.outbox_id \
+             JOIN campaigns c ON c.id = o.campaign_id JOIN seeds s ON s.id = p.seed_id \
+             WHERE {} ORDER BY p.id DESC LIMIT {}"
+        ),
+        conditions.join(" AND "),
+        limit_param
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(before.unwrap_or(i64::MAX));
+    if let Some(id) = filter.campaign_id {
+        q = q.bind(id);
+    }
+    if let Some(p) = filter.provider {
+        q = q.bind(p.as_str());
+    }
+    if let Some(p) = filter.placement {
+        q = q.bind(p.as_str());
+    }
+    if let Some(t) = filter.sent_from {
+        q = q.bind(t);
+    }
+    if let Some(t) = filter.sent_until {
+        q = q.bind(t);
+    }
+    q.bind(limit)
+        .fetch_all(ex)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(LedgerEntry {
+                placement: decode(r)?,
+                campaign_id: row::int(r, "campaign_id")?,
+                campaign: row::text(r, "campaign_name")?,
+                seed: row::text(r, "seed_address")?,
+                sent_at: row::int_opt(r, "sent_at")?,
+            })
+        })
+        .collect()
+}
+
 fn decode(r: &AnyRow) -> Result<PlacementRow, StoreError> {
     Ok(PlacementRow {
         id: row::int(r, "id")?,

@@ -27,6 +27,7 @@ mod schema_check;
 pub mod seeds;
 pub mod senders;
 pub mod settings;
+pub mod stats;
 
 use std::fmt;
 use std::time::Duration;

@@ -229,3 +229,29 @@ where
         })
         .collect()
 }
+
+/// One page of the sender's runs, newest first, with their results: runs with an id below
+/// `before` (all when `None`), at most `limit`.
+pub async fn list_runs(
+    pool: &sqlx::AnyPool,
+    sender_id: i64,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<PreflightRun>, StoreError> {
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM preflight_runs WHERE sender_id = $1 AND id < $2 \
+         ORDER BY id DESC LIMIT $3",
+    )
+    .bind(sender_id)
+    .bind(before.unwrap_or(i64::MAX))
+    .bind(limit)
+    .fetch_all(pool)
+    .await?;
+    let mut runs = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(run) = get_run(pool, id).await? {
+            runs.push(run);
+        }
+    }
+    Ok(runs)
+}

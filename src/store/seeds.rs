@@ -212,6 +212,31 @@ where
     Ok(done.rows_affected() == 1)
 }
 
+/// Whether any message was ever queued for the seed (its ledger must then be kept).
+pub async fn has_history<'c, E>(ex: E, id: i64) -> Result<bool, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE seed_id = $1")
+        .bind(id)
+        .fetch_one(ex)
+        .await?;
+    Ok(n > 0)
+}
+
+/// Deletes the seed (its IMAP cursors go with it). Returns false when no seed has this id.
+/// Outbox rows referring to it make the database refuse (a foreign-key violation).
+pub async fn delete<'c, E>(ex: E, id: i64) -> Result<bool, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let done = sqlx::query("DELETE FROM seeds WHERE id = $1")
+        .bind(id)
+        .execute(ex)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 fn decode(r: &AnyRow) -> Result<SeedRow, StoreError> {
     Ok(SeedRow {
         id: row::int(r, "id")?,

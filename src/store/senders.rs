@@ -160,6 +160,28 @@ where
     .transpose()
 }
 
+/// Deletes the sender and its preflight history (the results go with their runs). Returns
+/// false when no sender has this id. Campaigns referring to it make the database refuse (a
+/// foreign-key violation): check [`super::campaigns::count_for_sender`] first.
+pub async fn delete(conn: &mut sqlx::AnyConnection, id: i64) -> Result<bool, StoreError> {
+    sqlx::query(
+        "DELETE FROM preflight_results WHERE run_id IN \
+           (SELECT id FROM preflight_runs WHERE sender_id = $1)",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM preflight_runs WHERE sender_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    let done = sqlx::query("DELETE FROM senders WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 fn decode(r: &AnyRow) -> Result<SenderRow, StoreError> {
     let ips_text = row::text(r, "ips")?;
     let ips = ips_text
