@@ -176,6 +176,21 @@ pub struct ConnConfig {
     pub ca_file: Option<PathBuf>,
     pub username: String,
     pub password: Option<SecretSource>,
+    /// XOAUTH2 with a refreshed token instead of the password (never both).
+    pub oauth2: Option<OAuth2Config>,
+}
+
+/// An `oauth2` block: a refresh-token grant at a token endpoint.
+#[derive(Debug, Clone)]
+pub struct OAuth2Config {
+    pub provider: crate::oauth2::OAuth2Provider,
+    /// The provider's endpoint unless set (required for `custom`).
+    pub token_url: crate::oauth2::TokenUrl,
+    pub client_id: String,
+    pub client_secret: Option<SecretSource>,
+    pub refresh_token: SecretSource,
+    pub scope: Option<String>,
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

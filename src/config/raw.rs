@@ -83,6 +83,20 @@ pub struct RawConn {
     pub ca_file: Option<PathBuf>,
     pub username: Option<String>,
     pub password: Option<toml::Value>,
+    /// XOAUTH2 instead of a password.
+    pub oauth2: Option<RawOAuth2>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOAuth2 {
+    pub provider: String,
+    pub token_url: Option<String>,
+    pub client_id: String,
+    pub client_secret: Option<toml::Value>,
+    pub refresh_token: toml::Value,
+    pub scope: Option<String>,
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -263,3 +263,46 @@ fn secrets_never_print() {
     );
     assert!(!format!("{}", DatabaseUrl("postgres://u:s3cret@h/d".into())).contains("s3cret"));
 }
+
+#[test]
+fn oauth2_blocks() {
+    let text = GOOD.replace(
+        "imap = { host = \"127.0.0.1\", port = 1143, password = \"pw\" }",
+        "imap = { host = \"127.0.0.1\", port = 1143, oauth2 = { provider = \"google\", client_id = \"cid\", client_secret = \"cs\", refresh_token = \"rt\" } }",
+    );
+    let c = load(&text).unwrap();
+    let o = c.seeds[0].imap.oauth2.as_ref().unwrap();
+    assert_eq!(o.token_url.as_str(), crate::oauth2::GOOGLE_TOKEN_URL);
+    assert!(c.seeds[0].imap.password.is_none());
+
+    let cases = [
+        (
+            "oauth2 = { provider = \"yahoo\", client_id = \"c\", refresh_token = \"r\" }",
+            "seeds[0].imap.oauth2.provider: unknown oauth2 provider",
+        ),
+        (
+            "oauth2 = { provider = \"custom\", client_id = \"c\", refresh_token = \"r\" }",
+            "seeds[0].imap.oauth2.token_url: required for provider \"custom\"",
+        ),
+        (
+            "oauth2 = { provider = \"custom\", token_url = \"http://idp.example.com/t\", client_id = \"c\", refresh_token = \"r\" }",
+            "seeds[0].imap.oauth2.token_url: expected an https:// URL",
+        ),
+        (
+            "password = \"pw\", oauth2 = { provider = \"microsoft\", client_id = \"c\", refresh_token = \"r\" }",
+            "seeds[0].imap.oauth2: give either password or oauth2, not both",
+        ),
+        (
+            "oauth2 = { provider = \"microsoft\", client_id = \"c\", refresh_token = { env = \"HEARTH_TEST_NO_SUCH_VAR\" } }",
+            "seeds[0].imap.oauth2.refresh_token: environment variable HEARTH_TEST_NO_SUCH_VAR is not set",
+        ),
+    ];
+    for (block, want) in cases {
+        let text = GOOD.replace(
+            "password = \"pw\" }\n\n[[campaigns]]",
+            &format!("{block} }}\n\n[[campaigns]]"),
+        );
+        let err = load(&text).unwrap_err().to_string();
+        assert!(err.contains(want), "{block}\n{err}");
+    }
+}

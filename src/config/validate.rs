@@ -229,6 +229,21 @@ impl Ctx<'_> {
             }
             None => None,
         };
+        let oauth2 = match &raw.oauth2 {
+            Some(o) => {
+                if raw.password.is_some() {
+                    self.bad(
+                        format!("{key}.oauth2"),
+                        "give either password or oauth2, not both",
+                    );
+                    ok = false;
+                }
+                let o = self.oauth2(&format!("{key}.oauth2"), o);
+                ok &= o.is_some();
+                o
+            }
+            None => None,
+        };
         ok.then(|| ConnConfig {
             host: host.to_owned(),
             port,
@@ -239,7 +254,82 @@ impl Ctx<'_> {
                 .clone()
                 .unwrap_or_else(|| default_user.to_owned()),
             password,
+            oauth2,
         })
+    }
+
+    fn oauth2(&mut self, key: &str, raw: &RawOAuth2) -> Option<OAuth2Config> {
+        let mut ok = true;
+        let provider = match raw.provider.parse::<crate::oauth2::OAuth2Provider>() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.bad(format!("{key}.provider"), e.to_string());
+                None
+            }
+        };
+        let url_text = raw.token_url.clone().or_else(|| {
+            provider
+                .and_then(|p| p.default_token_url())
+                .map(str::to_owned)
+        });
+        let token_url = match url_text {
+            Some(u) => match crate::oauth2::TokenUrl::parse(&u) {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    self.bad(format!("{key}.token_url"), e.to_string());
+                    None
+                }
+            },
+            None if provider.is_some() => {
+                self.bad(
+                    format!("{key}.token_url"),
+                    "required for provider \"custom\"",
+                );
+                None
+            }
+            None => None,
+        };
+        if raw.client_id.trim().is_empty() {
+            self.bad(format!("{key}.client_id"), "expected the OAuth2 client id");
+            ok = false;
+        }
+        let client_secret = match &raw.client_secret {
+            Some(v) => {
+                let s = self.secret(&format!("{key}.client_secret"), v);
+                ok &= s.is_some();
+                s
+            }
+            None => None,
+        };
+        let refresh_token = self.secret(&format!("{key}.refresh_token"), &raw.refresh_token);
+        let ca_file = match &raw.ca_file {
+            Some(p) => {
+                let k = format!("{key}.ca_file");
+                let full = self.readable_file(&k, p);
+                if let Some(f) = &full
+                    && let Err(e) = crate::tls::load_ca_file(f)
+                {
+                    self.bad(k, e.to_string());
+                    ok = false;
+                }
+                ok &= full.is_some();
+                full
+            }
+            None => None,
+        };
+        let scope = raw.scope.clone().filter(|s| !s.trim().is_empty());
+        match (ok, provider, token_url, refresh_token) {
+            (true, Some(provider), Some(token_url), Some(refresh_token)) => Some(OAuth2Config {
+                provider,
+                token_url,
+                client_id: raw.client_id.trim().to_owned(),
+                client_secret,
+                refresh_token,
+                scope,
+                ca_file,
+            }),
+            _ => None,
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::TryStreamExt as _;
 
 use super::decide;
-use super::imap::{self, ImapError, Session};
+use super::imap::{ImapError, Session};
 use super::scan::{ScanError, discover_folders};
 use crate::config::FolderOverrides;
 use crate::domain::{EngagementAction, Placement};
@@ -53,8 +53,7 @@ pub async fn engage_seed(app: &App, seed: &SeedRow) -> Result<EngageReport, Scan
     if due.is_empty() {
         return Ok(EngageReport::default());
     }
-    let password = seed.record.imap.secret.resolve(&app.key)?;
-    let mut session = imap::connect(&seed.record.imap, &password, IMAP_TIMEOUT).await?;
+    let mut session = super::login::open(app, &seed.record.imap, IMAP_TIMEOUT).await?;
     let result = act(app, seed, &mut session, &due).await;
     let _ = session.logout().await;
     result

@@ -7,7 +7,7 @@ use futures::TryStreamExt as _;
 
 use super::folders::{self, FolderMap};
 use super::headers;
-use super::imap::{self, ImapError, Session};
+use super::imap::{ImapError, Session};
 use crate::config::FolderOverrides;
 use crate::domain::{OutboxStatus, Placement, SeedStatus};
 use crate::startup::App;
@@ -51,11 +51,10 @@ impl ScanError {
 /// server's reason; a later successful login marks it `active` again.
 pub async fn scan_seed(app: &App, seed: &SeedRow) -> Result<ScanReport, ScanError> {
     let pool = app.store.pool();
-    let password = seed.record.imap.secret.resolve(&app.key)?;
-    let mut session = match imap::connect(&seed.record.imap, &password, IMAP_TIMEOUT).await {
+    let mut session = match super::login::open(app, &seed.record.imap, IMAP_TIMEOUT).await {
         Ok(s) => s,
         Err(e) => {
-            if let ImapError::Login { .. } = &e {
+            if let ScanError::Imap(ImapError::Login { .. }) = &e {
                 let reason = e.to_string();
                 store::seeds::set_status(
                     pool,
@@ -66,7 +65,7 @@ pub async fn scan_seed(app: &App, seed: &SeedRow) -> Result<ScanReport, ScanErro
                 )
                 .await?;
             }
-            return Err(e.into());
+            return Err(e);
         }
     };
     if seed.status == SeedStatus::Broken {
