@@ -85,7 +85,8 @@ impl App {
             hex::encode(rand::random::<[u8; 32]>())
         })
         .await?;
-        let marker = Marker::new(config.warmup.mark_header.clone(), mark_secret.into_bytes());
+        let marker = Marker::new(config.warmup.mark_header.clone(), mark_secret.into_bytes())
+            .with_mode(config.warmup.mark);
         let node_id = config.server.node_id.clone().unwrap_or_else(|| {
             format!(
                 "{}-{}",

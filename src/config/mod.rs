@@ -11,7 +11,8 @@
 //!   Spamhaus DBL, SURBL, URIBL; `preflight.schedule` = `0 0 6 * * *` (daily 06:00 UTC, 6-field
 //!   cron); `preflight.recheck_paused_minutes` = 15; `preflight.unknown_grace_minutes` = 60;
 //!   `preflight.smtp_timeout_secs` = 15.
-//! - `warmup.mark_header` = `X-Hearth-Mark`, `warmup.missing_after_minutes` = 120,
+//! - `warmup.mark` = `header` (or `body`: a reference line, see `mark.rs`),
+//!   `warmup.mark_header` = `X-Hearth-Mark`, `warmup.missing_after_minutes` = 120,
 //!   `warmup.scan_interval_secs` = 60, `warmup.lease_secs` = 300, `warmup.resend_after_secs` = 1800.
 //! - `seeds[].daily_cap` = 2 (messages a seed receives a day, from every campaign together).
 
@@ -128,6 +129,8 @@ pub struct DnsConfig {
 #[derive(Debug, Clone)]
 pub struct WarmupConfig {
     pub mark_header: String,
+    /// Where the warm-up mark goes: a header (default) or a reference line in the body.
+    pub mark: crate::mark::MarkMode,
     pub missing_after_minutes: u64,
     pub scan_interval_secs: u64,
     /// How long a claimed outbox row is leased before it counts as interrupted.

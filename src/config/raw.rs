@@ -57,6 +57,7 @@ pub struct RawDns {
 #[serde(deny_unknown_fields)]
 pub struct RawWarmup {
     pub mark_header: Option<String>,
+    pub mark: Option<String>,
     pub missing_after_minutes: Option<u64>,
     pub scan_interval_secs: Option<u64>,
     pub lease_secs: Option<u64>,

@@ -562,6 +562,14 @@ fn warmup(cx: &mut Ctx, raw: &RawWarmup) -> WarmupConfig {
             "expected a header field name (printable ASCII, no ':' or spaces)",
         );
     }
+    let mark = match raw.mark.as_deref().map(str::parse::<crate::mark::MarkMode>) {
+        None => crate::mark::MarkMode::Header,
+        Some(Ok(m)) => m,
+        Some(Err(e)) => {
+            cx.bad("warmup.mark", e.to_string());
+            crate::mark::MarkMode::Header
+        }
+    };
     let missing_after_minutes = raw.missing_after_minutes.unwrap_or(120);
     if missing_after_minutes == 0 {
         cx.bad("warmup.missing_after_minutes", "expected at least 1 minute");
@@ -577,6 +585,7 @@ fn warmup(cx: &mut Ctx, raw: &RawWarmup) -> WarmupConfig {
     let resend_after_secs = raw.resend_after_secs.unwrap_or(1800);
     WarmupConfig {
         mark_header,
+        mark,
         missing_after_minutes,
         scan_interval_secs,
         lease_secs,

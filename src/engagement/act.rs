@@ -107,7 +107,7 @@ async fn act(
         if session.select(folder).await.is_err() {
             continue; // the warm-up folder may not exist yet
         }
-        for (mid, uid) in marked_in_folder(session, app.marker.header()).await? {
+        for (mid, uid) in marked_in_folder(session, &app.marker).await? {
             if wanted.contains_key(mid.as_str()) {
                 located.insert(mid, (folder.clone(), uid));
             }
@@ -222,10 +222,10 @@ async fn act(
 /// `(Message-ID without brackets, UID)` of every marked message in the selected folder.
 async fn marked_in_folder(
     session: &mut Session,
-    mark_header: &str,
+    marker: &crate::mark::Marker,
 ) -> Result<Vec<(String, u32)>, ScanError> {
     let uids = session
-        .uid_search(format!("HEADER {mark_header} \"\""))
+        .uid_search(marker.search_key())
         .await
         .map_err(ImapError::from)?;
     if uids.is_empty() {
@@ -250,7 +250,7 @@ async fn marked_in_folder(
         let (Some(uid), Some(raw)) = (f.uid, f.header()) else {
             continue;
         };
-        if let Some(id) = super::headers::parse(raw, mark_header).message_id {
+        if let Some(id) = super::headers::parse(raw, marker.header()).message_id {
             out.push((crate::mark::bare_message_id(&id).to_owned(), uid));
         }
     }
