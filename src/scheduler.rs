@@ -102,18 +102,26 @@ async fn plan_campaign(app: &App, c: &CampaignRow) -> anyhow::Result<usize> {
             return Ok(0);
         }
     }
+    let sender_name = content::sender_name(&sender.record);
+    let weekday = chrono::Datelike::weekday(&date);
     let sends: Vec<NewSend> = planned
         .sends
         .iter()
-        .map(|s| NewSend {
-            campaign_id: c.id,
-            seed_id: s.seed_id,
-            kind: SendKind::Warmup,
-            message_id: message::new_message_id(sender.record.address.domain()),
-            subject: content::subject(),
-            in_reply_to: None,
-            plan_day: Some(day.clone()),
-            run_at: s.run_at,
+        .map(|s| {
+            let message_id = message::new_message_id(sender.record.address.domain());
+            NewSend {
+                campaign_id: c.id,
+                seed_id: s.seed_id,
+                kind: SendKind::Warmup,
+                subject: app
+                    .config
+                    .content
+                    .subject(&message_id, &sender_name, weekday),
+                message_id,
+                in_reply_to: None,
+                plan_day: Some(day.clone()),
+                run_at: s.run_at,
+            }
         })
         .collect();
     let mut tx = pool.begin().await?;

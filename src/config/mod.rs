@@ -14,6 +14,9 @@
 //! - `warmup.mark` = `header` (or `body`: a reference line, see `mark.rs`),
 //!   `warmup.mark_header` = `X-Hearth-Mark`, `warmup.missing_after_minutes` = 120,
 //!   `warmup.scan_interval_secs` = 60, `warmup.lease_secs` = 300, `warmup.resend_after_secs` = 1800.
+//! - `content.template_share` = 0.5 when templates are given (the rest from the built-in
+//!   corpus), `content.allow_links` = false (templates with links, images or remote resources
+//!   are refused at load; see `sender/template.rs`).
 //! - `seeds[].daily_cap` = 2 (messages a seed receives a day, from every campaign together).
 
 pub mod raw;
@@ -44,6 +47,8 @@ pub struct Config {
     pub dns: DnsConfig,
     pub warmup: WarmupConfig,
     pub preflight: PreflightConfig,
+    /// The built-in corpus mixed with the user's templates.
+    pub content: crate::sender::content::Library,
     pub senders: Vec<SenderConfig>,
     pub seeds: Vec<SeedConfig>,
     pub campaigns: Vec<CampaignConfig>,

@@ -19,6 +19,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub preflight: RawPreflight,
     #[serde(default)]
+    pub content: RawContent,
+    #[serde(default)]
     pub senders: Vec<RawSender>,
     #[serde(default)]
     pub seeds: Vec<RawSeed>,
@@ -62,6 +64,25 @@ pub struct RawWarmup {
     pub scan_interval_secs: Option<u64>,
     pub lease_secs: Option<u64>,
     pub resend_after_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawContent {
+    /// A directory of `*.toml` files, one template each (the keys of [`RawTemplate`]).
+    pub templates_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub templates: Vec<RawTemplate>,
+    pub template_share: Option<f64>,
+    pub allow_links: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTemplate {
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

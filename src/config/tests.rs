@@ -306,3 +306,44 @@ fn oauth2_blocks() {
         assert!(err.contains(want), "{block}\n{err}");
     }
 }
+
+#[test]
+fn content_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.toml"),
+        "subject = \"Lunch {{weekday}}?\"\ntext = \"Hi {{seed_name}},\\nlunch?\\n{{sender_name}}\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a template").unwrap();
+    let text = format!(
+        "{GOOD}\n[content]\ntemplates_dir = {:?}\ntemplate_share = 0.25\n[[content.templates]]\nsubject = \"Hello\"\ntext = \"Plain.\"\nhtml = \"<p>Plain.</p>\"\n",
+        dir.path().to_str().unwrap()
+    );
+    let c = load(&text).unwrap();
+    assert_eq!((c.content.templates.len(), c.content.share), (2, 0.25));
+    assert!(load(GOOD).unwrap().content.templates.is_empty());
+
+    std::fs::write(
+        dir.path().join("b.toml"),
+        "subject = \"x\"\ntext = \"Hi {{first_name}}\"\n",
+    )
+    .unwrap();
+    let err = load(&text).unwrap_err().to_string();
+    assert!(
+        err.contains("b.toml: text: unknown placeholder {{first_name}}"),
+        "{err}"
+    );
+    let bad = format!(
+        "{GOOD}\n[content]\ntemplate_share = 2\n[[content.templates]]\nsubject = \"s\"\ntext = \"see www.x.test\"\n"
+    );
+    let err = load(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("content.templates[0].text: \"www.\": links are not allowed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("content.template_share: expected a share from 0 to 1"),
+        "{err}"
+    );
+}

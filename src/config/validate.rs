@@ -346,6 +346,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<ConfigProblem
     let dns = dns(&mut cx, &raw.dns);
     let warmup = warmup(&mut cx, &raw.warmup);
     let preflight = preflight(&mut cx, &raw.preflight);
+    let content = content(&mut cx, &raw.content);
 
     let mut senders = Vec::new();
     let mut sender_names = HashSet::new();
@@ -406,6 +407,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<ConfigProblem
             dns,
             warmup,
             preflight,
+            content,
             senders,
             seeds,
             campaigns,
@@ -545,6 +547,56 @@ fn dns(cx: &mut Ctx, raw: &RawDns) -> Option<DnsConfig> {
         timeout_ms,
         attempts,
     })
+}
+
+fn content(cx: &mut Ctx, raw: &RawContent) -> crate::sender::content::Library {
+    use crate::sender::template::Template;
+    let allow_links = raw.allow_links.unwrap_or(false);
+    let mut templates = Vec::new();
+    for (i, t) in raw.templates.iter().enumerate() {
+        match Template::parse(&t.subject, &t.text, t.html.as_deref(), allow_links) {
+            Ok(t) => templates.push(t),
+            Err(e) => cx.bad(format!("content.templates[{i}].{}", e.field), e.message),
+        }
+    }
+    if let Some(dir) = &raw.templates_dir {
+        let dir = cx.path(dir);
+        let mut files: Vec<std::path::PathBuf> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect(),
+            Err(e) => {
+                cx.bad(
+                    "content.templates_dir",
+                    format!("cannot read {}: {e}", dir.display()),
+                );
+                Vec::new()
+            }
+        };
+        files.sort();
+        for f in files {
+            let key = format!("content.templates_dir: {}", f.display());
+            let parsed = std::fs::read_to_string(&f)
+                .map_err(|e| e.to_string())
+                .and_then(|s| {
+                    toml::from_str::<RawTemplate>(&s).map_err(|e| e.message().to_owned())
+                });
+            match parsed {
+                Ok(t) => match Template::parse(&t.subject, &t.text, t.html.as_deref(), allow_links)
+                {
+                    Ok(t) => templates.push(t),
+                    Err(e) => cx.bad(format!("{key}: {}", e.field), e.message),
+                },
+                Err(e) => cx.bad(key, e),
+            }
+        }
+    }
+    let share = raw.template_share.unwrap_or(0.5);
+    if !(0.0..=1.0).contains(&share) {
+        cx.bad("content.template_share", "expected a share from 0 to 1");
+    }
+    crate::sender::content::Library { templates, share }
 }
 
 fn warmup(cx: &mut Ctx, raw: &RawWarmup) -> WarmupConfig {

@@ -6,6 +6,7 @@ pub mod content;
 pub mod dkim;
 pub mod message;
 pub mod reconcile;
+pub mod template;
 pub mod transport;
 
 use std::collections::{HashMap, VecDeque};
@@ -647,11 +648,21 @@ impl Dispatcher {
             "sender"
         );
         let s = &sender.record;
-        let content = content::generate(
+        let content = content::generate_for(
+            &self.app.config.content,
+            &row.message_id,
             &content::name_from_local(seed.record.address.local()),
-            s.display_name
-                .as_deref()
-                .unwrap_or(&content::name_from_local(s.address.local())),
+            &content::sender_name(s),
+            || {
+                let tz = serde_json::from_str::<crate::startup::CampaignSpec>(&campaign.plan)
+                    .map(|spec| spec.plan.timezone)
+                    .unwrap_or(chrono_tz::UTC);
+                chrono::Datelike::weekday(
+                    &chrono::DateTime::from_timestamp(row.run_at, 0)
+                        .unwrap_or_default()
+                        .with_timezone(&tz),
+                )
+            },
         );
         let dkim = match &s.dkim {
             Some(d) => {
