@@ -10,6 +10,7 @@ pub mod domain;
 pub mod engagement;
 pub mod http;
 pub mod mark;
+pub mod oauth2;
 pub mod planner;
 pub mod preflight;
 pub mod scheduler;

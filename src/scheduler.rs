@@ -95,9 +95,13 @@ pub async fn run_once(app: &App) -> anyhow::Result<usize> {
     let campaigns = store::campaigns::list(app.store.pool()).await?;
     let mut planned = 0;
     for group in day_groups(campaigns, now)? {
-        planned += plan_group(&app.store, now, group, async |sender: &SenderRow| {
-            preflight_gate(app, sender, now).await
-        })
+        planned += plan_group(
+            &app.store,
+            &app.config.content,
+            now,
+            group,
+            async |sender: &SenderRow| preflight_gate(app, sender, now).await,
+        )
         .await?;
     }
     Ok(planned)
@@ -126,6 +130,7 @@ async fn preflight_is_fresh(app: &App, sender_id: i64, now: i64) -> anyhow::Resu
 /// must not be planned after all (a preflight just paused them).
 pub async fn plan_group(
     store: &Store,
+    content: &content::Library,
     now: i64,
     group: DayGroup,
     gate: impl AsyncFnOnce(&SenderRow) -> anyhow::Result<Vec<String>>,
@@ -187,6 +192,12 @@ pub async fn plan_group(
     }
 
     let domain = sender.record.address.domain().clone();
+    let sender_name = content::sender_name(&sender.record);
+    let weekday = chrono::Datelike::weekday(&planner::local_date(
+        todo.first()
+            .map_or(chrono_tz::UTC, |(_, spec)| spec.plan.timezone),
+        group.day_start,
+    ));
     let (queues, writers) = writers(store, now).await?;
     let mut batch = Batch::default();
     let mut next = 0;
@@ -212,12 +223,13 @@ pub async fn plan_group(
                     Some((_, n)) => *n += 1,
                     None => by_provider.push((seed.provider, 1)),
                 }
+                let message_id = message::new_message_id(&domain);
                 batch.sends.push(NewSend {
                     campaign_id: c.id,
                     seed_id: s.seed_id,
                     kind: SendKind::Warmup,
-                    message_id: message::new_message_id(&domain),
-                    subject: content::subject(),
+                    subject: content.subject(&message_id, &sender_name, weekday),
+                    message_id,
                     in_reply_to: None,
                     plan_day: Some(group.day.clone()),
                     run_at: s.run_at,

@@ -29,6 +29,8 @@ pub enum SecretError {
     Malformed(&'static str),
     #[error("stored secret cannot be decrypted with this install's key (was the key changed?)")]
     Decrypt,
+    #[error("this login uses OAuth2, not a password")]
+    NotAPassword,
     #[error("cannot read or create the secret key {path}: {source}")]
     Key {
         path: PathBuf,
@@ -45,6 +47,8 @@ pub enum SecretRef {
     Sealed(String),
     /// No secret (a server that needs no login).
     None,
+    /// Not a password: an OAuth2 grant (XOAUTH2), whose own secrets are references again.
+    OAuth2(Box<crate::oauth2::OAuth2Ref>),
 }
 
 impl fmt::Debug for SecretRef {
@@ -54,6 +58,7 @@ impl fmt::Debug for SecretRef {
             SecretRef::File(p) => write!(f, "file:{}", p.display()),
             SecretRef::Sealed(_) => f.write_str("[sealed]"),
             SecretRef::None => f.write_str("none"),
+            SecretRef::OAuth2(o) => write!(f, "oauth2:{} client {}", o.provider, o.client_id),
         }
     }
 }
@@ -66,6 +71,7 @@ impl SecretRef {
             SecretRef::File(p) => format!("file:{}", p.display()),
             SecretRef::Sealed(c) => format!("enc:v1:{c}"),
             SecretRef::None => String::new(),
+            SecretRef::OAuth2(o) => format!("oauth2:v1:{}", o.to_stored()),
         }
     }
 
@@ -76,6 +82,10 @@ impl SecretRef {
             Ok(SecretRef::Env(n.to_owned()))
         } else if let Some(p) = s.strip_prefix("file:") {
             Ok(SecretRef::File(PathBuf::from(p)))
+        } else if let Some(j) = s.strip_prefix("oauth2:v1:") {
+            Ok(SecretRef::OAuth2(Box::new(
+                crate::oauth2::OAuth2Ref::from_stored(j)?,
+            )))
         } else if let Some(c) = s.strip_prefix("enc:v1:") {
             Ok(SecretRef::Sealed(c.to_owned()))
         } else {
@@ -92,6 +102,7 @@ impl SecretRef {
             SecretRef::File(path) => read_secret_file(path),
             SecretRef::Sealed(c) => key.open(c),
             SecretRef::None => Ok(SecretString::from(String::new())),
+            SecretRef::OAuth2(_) => Err(SecretError::NotAPassword),
         }
     }
 }

@@ -215,6 +215,8 @@ fn to_raw(row: &HashMap<&str, &str>) -> Result<RawSeed, String> {
             ca_file: get("ca_file").map(Into::into),
             username: get("username"),
             password: get("password").map(|p| secret(&p)),
+            // CSV imports carry passwords only; OAuth2 seeds are configured in the file.
+            oauth2: None,
         }))
     };
     let imap = conn("imap")?.ok_or_else(|| "imap_host: required".to_owned())?;

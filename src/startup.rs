@@ -37,6 +37,8 @@ pub struct App {
     pub dns: crate::preflight::dns::DnsClient,
     /// This node's name in outbox leases.
     pub node_id: String,
+    /// OAuth2 access tokens (XOAUTH2 logins), shared by the sender and the seed workers.
+    pub tokens: crate::oauth2::TokenCache,
 }
 
 /// Opens the configured database (creating the SQLite file and its directory when missing)
@@ -83,7 +85,8 @@ impl App {
             hex::encode(rand::random::<[u8; 32]>())
         })
         .await?;
-        let marker = Marker::new(config.warmup.mark_header.clone(), mark_secret.into_bytes());
+        let marker = Marker::new(config.warmup.mark_header.clone(), mark_secret.into_bytes())
+            .with_mode(config.warmup.mark);
         let node_id = config.server.node_id.clone().unwrap_or_else(|| {
             format!(
                 "{}-{}",
@@ -100,6 +103,7 @@ impl App {
             status: StatusBoard::default(),
             dns,
             node_id,
+            tokens: crate::oauth2::TokenCache::default(),
         })
     }
 
@@ -167,7 +171,18 @@ pub fn endpoint(key: &SecretKey, c: &ConnConfig) -> Endpoint {
         tls: c.tls,
         ca_file: c.ca_file.clone(),
         username: c.username.clone(),
-        secret: secret_ref(key, c.password.as_ref()),
+        secret: match &c.oauth2 {
+            Some(o) => SecretRef::OAuth2(Box::new(crate::oauth2::OAuth2Ref {
+                provider: o.provider,
+                token_url: o.token_url.clone(),
+                client_id: o.client_id.clone(),
+                client_secret: secret_ref(key, o.client_secret.as_ref()),
+                refresh_token: secret_ref(key, Some(&o.refresh_token)),
+                scope: o.scope.clone(),
+                ca_file: o.ca_file.clone(),
+            })),
+            None => secret_ref(key, c.password.as_ref()),
+        },
     }
 }
 

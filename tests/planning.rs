@@ -254,6 +254,7 @@ async fn a_day_claimed_meanwhile_by_another_node_is_not_planned_twice() {
             let steady_id = steady.id;
             planned += hearth::scheduler::plan_group(
                 &app.store,
+                &app.config.content,
                 MONDAY,
                 group,
                 async move |_: &hearth::store::senders::SenderRow| {

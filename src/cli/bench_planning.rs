@@ -25,6 +25,7 @@ use crate::domain::{
 };
 use crate::scheduler;
 use crate::secrets::SecretRef;
+use crate::sender::content;
 use crate::startup::CampaignSpec;
 use crate::store::senders::SenderRow;
 use crate::store::{Backend, Store, campaigns, seeds, senders};
@@ -105,8 +106,14 @@ async fn bench(args: &PlanningBench, url: &str) -> anyhow::Result<Outcome> {
     let campaigns = campaigns::list(store.pool()).await?;
     let mut inserted = 0;
     for group in scheduler::day_groups(campaigns, DAY)? {
-        inserted +=
-            scheduler::plan_group(&store, DAY, group, async |_: &SenderRow| Ok(Vec::new())).await?;
+        inserted += scheduler::plan_group(
+            &store,
+            &content::Library::default(),
+            DAY,
+            group,
+            async |_: &SenderRow| Ok(Vec::new()),
+        )
+        .await?;
     }
     let elapsed = start.elapsed();
     let cpu = super::bench::process_cpu()

@@ -12,8 +12,12 @@
 //!   Spamhaus DBL, SURBL, URIBL; `preflight.schedule` = `0 0 6 * * *` (daily 06:00 UTC, 6-field
 //!   cron); `preflight.recheck_paused_minutes` = 15; `preflight.unknown_grace_minutes` = 60;
 //!   `preflight.smtp_timeout_secs` = 15.
-//! - `warmup.mark_header` = `X-Hearth-Mark`, `warmup.missing_after_minutes` = 120,
+//! - `warmup.mark` = `header` (or `body`: a reference line, see `mark.rs`),
+//!   `warmup.mark_header` = `X-Hearth-Mark`, `warmup.missing_after_minutes` = 120,
 //!   `warmup.scan_interval_secs` = 60, `warmup.lease_secs` = 300, `warmup.resend_after_secs` = 1800.
+//! - `content.template_share` = 0.5 when templates are given (the rest from the built-in
+//!   corpus), `content.allow_links` = false (templates with links, images or remote resources
+//!   are refused at load; see `sender/template.rs`).
 //! - `seeds[].daily_cap` = 2 (messages a seed receives a day, from every campaign together).
 
 pub mod raw;
@@ -47,6 +51,8 @@ pub struct Config {
     pub dns: DnsConfig,
     pub warmup: WarmupConfig,
     pub preflight: PreflightConfig,
+    /// The built-in corpus mixed with the user's templates.
+    pub content: crate::sender::content::Library,
     pub senders: Vec<SenderConfig>,
     pub seeds: Vec<SeedConfig>,
     pub campaigns: Vec<CampaignConfig>,
@@ -134,6 +140,8 @@ pub struct DnsConfig {
 #[derive(Debug, Clone)]
 pub struct WarmupConfig {
     pub mark_header: String,
+    /// Where the warm-up mark goes: a header (default) or a reference line in the body.
+    pub mark: crate::mark::MarkMode,
     pub missing_after_minutes: u64,
     pub scan_interval_secs: u64,
     /// How long a claimed outbox row is leased before it counts as interrupted.
@@ -182,6 +190,21 @@ pub struct ConnConfig {
     pub ca_file: Option<PathBuf>,
     pub username: String,
     pub password: Option<SecretSource>,
+    /// XOAUTH2 with a refreshed token instead of the password (never both).
+    pub oauth2: Option<OAuth2Config>,
+}
+
+/// An `oauth2` block: a refresh-token grant at a token endpoint.
+#[derive(Debug, Clone)]
+pub struct OAuth2Config {
+    pub provider: crate::oauth2::OAuth2Provider,
+    /// The provider's endpoint unless set (required for `custom`).
+    pub token_url: crate::oauth2::TokenUrl,
+    pub client_id: String,
+    pub client_secret: Option<SecretSource>,
+    pub refresh_token: SecretSource,
+    pub scope: Option<String>,
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]

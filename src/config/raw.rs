@@ -19,6 +19,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub preflight: RawPreflight,
     #[serde(default)]
+    pub content: RawContent,
+    #[serde(default)]
     pub senders: Vec<RawSender>,
     #[serde(default)]
     pub seeds: Vec<RawSeed>,
@@ -57,10 +59,30 @@ pub struct RawDns {
 #[serde(deny_unknown_fields)]
 pub struct RawWarmup {
     pub mark_header: Option<String>,
+    pub mark: Option<String>,
     pub missing_after_minutes: Option<u64>,
     pub scan_interval_secs: Option<u64>,
     pub lease_secs: Option<u64>,
     pub resend_after_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawContent {
+    /// A directory of `*.toml` files, one template each (the keys of [`RawTemplate`]).
+    pub templates_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub templates: Vec<RawTemplate>,
+    pub template_share: Option<f64>,
+    pub allow_links: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTemplate {
+    pub subject: String,
+    pub text: String,
+    pub html: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -83,6 +105,20 @@ pub struct RawConn {
     pub ca_file: Option<PathBuf>,
     pub username: Option<String>,
     pub password: Option<toml::Value>,
+    /// XOAUTH2 instead of a password.
+    pub oauth2: Option<RawOAuth2>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOAuth2 {
+    pub provider: String,
+    pub token_url: Option<String>,
+    pub client_id: String,
+    pub client_secret: Option<toml::Value>,
+    pub refresh_token: toml::Value,
+    pub scope: Option<String>,
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -263,3 +263,87 @@ fn secrets_never_print() {
     );
     assert!(!format!("{}", DatabaseUrl("postgres://u:s3cret@h/d".into())).contains("s3cret"));
 }
+
+#[test]
+fn oauth2_blocks() {
+    let text = GOOD.replace(
+        "imap = { host = \"127.0.0.1\", port = 1143, password = \"pw\" }",
+        "imap = { host = \"127.0.0.1\", port = 1143, oauth2 = { provider = \"google\", client_id = \"cid\", client_secret = \"cs\", refresh_token = \"rt\" } }",
+    );
+    let c = load(&text).unwrap();
+    let o = c.seeds[0].imap.oauth2.as_ref().unwrap();
+    assert_eq!(o.token_url.as_str(), crate::oauth2::GOOGLE_TOKEN_URL);
+    assert!(c.seeds[0].imap.password.is_none());
+
+    let cases = [
+        (
+            "oauth2 = { provider = \"yahoo\", client_id = \"c\", refresh_token = \"r\" }",
+            "seeds[0].imap.oauth2.provider: unknown oauth2 provider",
+        ),
+        (
+            "oauth2 = { provider = \"custom\", client_id = \"c\", refresh_token = \"r\" }",
+            "seeds[0].imap.oauth2.token_url: required for provider \"custom\"",
+        ),
+        (
+            "oauth2 = { provider = \"custom\", token_url = \"http://idp.example.com/t\", client_id = \"c\", refresh_token = \"r\" }",
+            "seeds[0].imap.oauth2.token_url: expected an https:// URL",
+        ),
+        (
+            "password = \"pw\", oauth2 = { provider = \"microsoft\", client_id = \"c\", refresh_token = \"r\" }",
+            "seeds[0].imap.oauth2: give either password or oauth2, not both",
+        ),
+        (
+            "oauth2 = { provider = \"microsoft\", client_id = \"c\", refresh_token = { env = \"HEARTH_TEST_NO_SUCH_VAR\" } }",
+            "seeds[0].imap.oauth2.refresh_token: environment variable HEARTH_TEST_NO_SUCH_VAR is not set",
+        ),
+    ];
+    for (block, want) in cases {
+        let text = GOOD.replace(
+            "password = \"pw\" }\n\n[[campaigns]]",
+            &format!("{block} }}\n\n[[campaigns]]"),
+        );
+        let err = load(&text).unwrap_err().to_string();
+        assert!(err.contains(want), "{block}\n{err}");
+    }
+}
+
+#[test]
+fn content_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.toml"),
+        "subject = \"Lunch {{weekday}}?\"\ntext = \"Hi {{seed_name}},\\nlunch?\\n{{sender_name}}\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a template").unwrap();
+    let text = format!(
+        "{GOOD}\n[content]\ntemplates_dir = {:?}\ntemplate_share = 0.25\n[[content.templates]]\nsubject = \"Hello\"\ntext = \"Plain.\"\nhtml = \"<p>Plain.</p>\"\n",
+        dir.path().to_str().unwrap()
+    );
+    let c = load(&text).unwrap();
+    assert_eq!((c.content.templates.len(), c.content.share), (2, 0.25));
+    assert!(load(GOOD).unwrap().content.templates.is_empty());
+
+    std::fs::write(
+        dir.path().join("b.toml"),
+        "subject = \"x\"\ntext = \"Hi {{first_name}}\"\n",
+    )
+    .unwrap();
+    let err = load(&text).unwrap_err().to_string();
+    assert!(
+        err.contains("b.toml: text: unknown placeholder {{first_name}}"),
+        "{err}"
+    );
+    let bad = format!(
+        "{GOOD}\n[content]\ntemplate_share = 2\n[[content.templates]]\nsubject = \"s\"\ntext = \"see www.x.test\"\n"
+    );
+    let err = load(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("content.templates[0].text: \"www.\": links are not allowed"),
+        "{err}"
+    );
+    assert!(
+        err.contains("content.template_share: expected a share from 0 to 1"),
+        "{err}"
+    );
+}

@@ -229,6 +229,21 @@ impl Ctx<'_> {
             }
             None => None,
         };
+        let oauth2 = match &raw.oauth2 {
+            Some(o) => {
+                if raw.password.is_some() {
+                    self.bad(
+                        format!("{key}.oauth2"),
+                        "give either password or oauth2, not both",
+                    );
+                    ok = false;
+                }
+                let o = self.oauth2(&format!("{key}.oauth2"), o);
+                ok &= o.is_some();
+                o
+            }
+            None => None,
+        };
         ok.then(|| ConnConfig {
             host: host.to_owned(),
             port,
@@ -239,7 +254,82 @@ impl Ctx<'_> {
                 .clone()
                 .unwrap_or_else(|| default_user.to_owned()),
             password,
+            oauth2,
         })
+    }
+
+    fn oauth2(&mut self, key: &str, raw: &RawOAuth2) -> Option<OAuth2Config> {
+        let mut ok = true;
+        let provider = match raw.provider.parse::<crate::oauth2::OAuth2Provider>() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.bad(format!("{key}.provider"), e.to_string());
+                None
+            }
+        };
+        let url_text = raw.token_url.clone().or_else(|| {
+            provider
+                .and_then(|p| p.default_token_url())
+                .map(str::to_owned)
+        });
+        let token_url = match url_text {
+            Some(u) => match crate::oauth2::TokenUrl::parse(&u) {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    self.bad(format!("{key}.token_url"), e.to_string());
+                    None
+                }
+            },
+            None if provider.is_some() => {
+                self.bad(
+                    format!("{key}.token_url"),
+                    "required for provider \"custom\"",
+                );
+                None
+            }
+            None => None,
+        };
+        if raw.client_id.trim().is_empty() {
+            self.bad(format!("{key}.client_id"), "expected the OAuth2 client id");
+            ok = false;
+        }
+        let client_secret = match &raw.client_secret {
+            Some(v) => {
+                let s = self.secret(&format!("{key}.client_secret"), v);
+                ok &= s.is_some();
+                s
+            }
+            None => None,
+        };
+        let refresh_token = self.secret(&format!("{key}.refresh_token"), &raw.refresh_token);
+        let ca_file = match &raw.ca_file {
+            Some(p) => {
+                let k = format!("{key}.ca_file");
+                let full = self.readable_file(&k, p);
+                if let Some(f) = &full
+                    && let Err(e) = crate::tls::load_ca_file(f)
+                {
+                    self.bad(k, e.to_string());
+                    ok = false;
+                }
+                ok &= full.is_some();
+                full
+            }
+            None => None,
+        };
+        let scope = raw.scope.clone().filter(|s| !s.trim().is_empty());
+        match (ok, provider, token_url, refresh_token) {
+            (true, Some(provider), Some(token_url), Some(refresh_token)) => Some(OAuth2Config {
+                provider,
+                token_url,
+                client_id: raw.client_id.trim().to_owned(),
+                client_secret,
+                refresh_token,
+                scope,
+                ca_file,
+            }),
+            _ => None,
+        }
     }
 }
 
@@ -256,6 +346,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<ConfigProblem
     let dns = dns(&mut cx, &raw.dns);
     let warmup = warmup(&mut cx, &raw.warmup);
     let preflight = preflight(&mut cx, &raw.preflight);
+    let content = content(&mut cx, &raw.content);
 
     let mut senders = Vec::new();
     let mut sender_names = HashSet::new();
@@ -316,6 +407,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<ConfigProblem
             dns,
             warmup,
             preflight,
+            content,
             senders,
             seeds,
             campaigns,
@@ -491,6 +583,56 @@ fn dns(cx: &mut Ctx, raw: &RawDns) -> Option<DnsConfig> {
     })
 }
 
+fn content(cx: &mut Ctx, raw: &RawContent) -> crate::sender::content::Library {
+    use crate::sender::template::Template;
+    let allow_links = raw.allow_links.unwrap_or(false);
+    let mut templates = Vec::new();
+    for (i, t) in raw.templates.iter().enumerate() {
+        match Template::parse(&t.subject, &t.text, t.html.as_deref(), allow_links) {
+            Ok(t) => templates.push(t),
+            Err(e) => cx.bad(format!("content.templates[{i}].{}", e.field), e.message),
+        }
+    }
+    if let Some(dir) = &raw.templates_dir {
+        let dir = cx.path(dir);
+        let mut files: Vec<std::path::PathBuf> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect(),
+            Err(e) => {
+                cx.bad(
+                    "content.templates_dir",
+                    format!("cannot read {}: {e}", dir.display()),
+                );
+                Vec::new()
+            }
+        };
+        files.sort();
+        for f in files {
+            let key = format!("content.templates_dir: {}", f.display());
+            let parsed = std::fs::read_to_string(&f)
+                .map_err(|e| e.to_string())
+                .and_then(|s| {
+                    toml::from_str::<RawTemplate>(&s).map_err(|e| e.message().to_owned())
+                });
+            match parsed {
+                Ok(t) => match Template::parse(&t.subject, &t.text, t.html.as_deref(), allow_links)
+                {
+                    Ok(t) => templates.push(t),
+                    Err(e) => cx.bad(format!("{key}: {}", e.field), e.message),
+                },
+                Err(e) => cx.bad(key, e),
+            }
+        }
+    }
+    let share = raw.template_share.unwrap_or(0.5);
+    if !(0.0..=1.0).contains(&share) {
+        cx.bad("content.template_share", "expected a share from 0 to 1");
+    }
+    crate::sender::content::Library { templates, share }
+}
+
 fn warmup(cx: &mut Ctx, raw: &RawWarmup) -> WarmupConfig {
     let mark_header = raw
         .mark_header
@@ -506,6 +648,14 @@ fn warmup(cx: &mut Ctx, raw: &RawWarmup) -> WarmupConfig {
             "expected a header field name (printable ASCII, no ':' or spaces)",
         );
     }
+    let mark = match raw.mark.as_deref().map(str::parse::<crate::mark::MarkMode>) {
+        None => crate::mark::MarkMode::Header,
+        Some(Ok(m)) => m,
+        Some(Err(e)) => {
+            cx.bad("warmup.mark", e.to_string());
+            crate::mark::MarkMode::Header
+        }
+    };
     let missing_after_minutes = raw.missing_after_minutes.unwrap_or(120);
     if missing_after_minutes == 0 {
         cx.bad("warmup.missing_after_minutes", "expected at least 1 minute");
@@ -521,6 +671,7 @@ fn warmup(cx: &mut Ctx, raw: &RawWarmup) -> WarmupConfig {
     let resend_after_secs = raw.resend_after_secs.unwrap_or(1800);
     WarmupConfig {
         mark_header,
+        mark,
         missing_after_minutes,
         scan_interval_secs,
         lease_secs,

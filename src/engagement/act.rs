@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::TryStreamExt as _;
 
 use super::decide;
-use super::imap::{self, ImapError, Session};
+use super::imap::{ImapError, Session};
 use super::scan::{ScanError, discover_folders};
 use crate::config::FolderOverrides;
 use crate::domain::{EngagementAction, Placement};
@@ -53,8 +53,7 @@ pub async fn engage_seed(app: &App, seed: &SeedRow) -> Result<EngageReport, Scan
     if due.is_empty() {
         return Ok(EngageReport::default());
     }
-    let password = seed.record.imap.secret.resolve(&app.key)?;
-    let mut session = imap::connect(&seed.record.imap, &password, IMAP_TIMEOUT).await?;
+    let mut session = super::login::open(app, &seed.record.imap, IMAP_TIMEOUT).await?;
     let result = act(app, seed, &mut session, &due).await;
     let _ = session.logout().await;
     result
@@ -108,7 +107,7 @@ async fn act(
         if session.select(folder).await.is_err() {
             continue; // the warm-up folder may not exist yet
         }
-        for (mid, uid) in marked_in_folder(session, app.marker.header()).await? {
+        for (mid, uid) in marked_in_folder(session, &app.marker).await? {
             if wanted.contains_key(mid.as_str()) {
                 located.insert(mid, (folder.clone(), uid));
             }
@@ -223,10 +222,10 @@ async fn act(
 /// `(Message-ID without brackets, UID)` of every marked message in the selected folder.
 async fn marked_in_folder(
     session: &mut Session,
-    mark_header: &str,
+    marker: &crate::mark::Marker,
 ) -> Result<Vec<(String, u32)>, ScanError> {
     let uids = session
-        .uid_search(format!("HEADER {mark_header} \"\""))
+        .uid_search(marker.search_key())
         .await
         .map_err(ImapError::from)?;
     if uids.is_empty() {
@@ -251,7 +250,7 @@ async fn marked_in_folder(
         let (Some(uid), Some(raw)) = (f.uid, f.header()) else {
             continue;
         };
-        if let Some(id) = super::headers::parse(raw, mark_header).message_id {
+        if let Some(id) = super::headers::parse(raw, marker.header()).message_id {
             out.push((crate::mark::bare_message_id(&id).to_owned(), uid));
         }
     }

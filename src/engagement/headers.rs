@@ -46,6 +46,24 @@ pub fn parse(raw: &[u8], mark_header: &str) -> SeenHeaders {
     out
 }
 
+/// The decoded text of a whole message: its text parts, then its HTML parts (where a body
+/// mark is looked for).
+pub fn body_text(raw: &[u8]) -> String {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return String::new();
+    };
+    let mut out = String::new();
+    for i in 0..msg.text_body_count() {
+        out.extend(msg.body_text(i));
+        out.push('\n');
+    }
+    for i in 0..msg.html_body_count() {
+        out.extend(msg.body_html(i));
+        out.push('\n');
+    }
+    out
+}
+
 fn unfold(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

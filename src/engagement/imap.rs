@@ -44,20 +44,38 @@ impl From<async_imap::error::Error> for ImapError {
     }
 }
 
-/// Connects, secures and logs in. Every attempt is counted for `/metrics`.
+/// What a session logs in with.
+#[derive(Debug, Clone, Copy)]
+pub enum Credential<'a> {
+    /// LOGIN with the endpoint's username.
+    Password(&'a SecretString),
+    /// AUTHENTICATE XOAUTH2 with the endpoint's username and an access token.
+    Bearer(&'a crate::oauth2::AccessToken),
+}
+
+/// Connects, secures and logs in with a password.
 pub async fn connect(
     endpoint: &Endpoint,
     password: &SecretString,
     timeout: Duration,
 ) -> Result<Session, ImapError> {
-    let result = open(endpoint, password, timeout).await;
+    connect_with(endpoint, Credential::Password(password), timeout).await
+}
+
+/// Connects, secures and logs in. Every attempt is counted for `/metrics`.
+pub async fn connect_with(
+    endpoint: &Endpoint,
+    credential: Credential<'_>,
+    timeout: Duration,
+) -> Result<Session, ImapError> {
+    let result = open(endpoint, credential, timeout).await;
     crate::telemetry::counters::imap_session(result.is_ok());
     result
 }
 
 async fn open(
     endpoint: &Endpoint,
-    password: &SecretString,
+    credential: Credential<'_>,
     timeout: Duration,
 ) -> Result<Session, ImapError> {
     let addr = endpoint.display_addr();
@@ -86,7 +104,7 @@ async fn open(
         TlsMode::None => {
             let mut client = async_imap::Client::new(Box::new(tcp) as Box<dyn ImapStream>);
             greeting(&mut client, &unreachable, timeout).await?;
-            return login(client, endpoint, password, timeout).await;
+            return login(client, endpoint, credential, timeout).await;
         }
         TlsMode::Implicit => {
             let tls = tokio::time::timeout(timeout, connector()?.connect(name()?, tcp))
@@ -114,7 +132,7 @@ async fn open(
     if endpoint.tls == TlsMode::Implicit {
         greeting(&mut client, &unreachable, timeout).await?;
     }
-    login(client, endpoint, password, timeout).await
+    login(client, endpoint, credential, timeout).await
 }
 
 async fn greeting<T: ImapStream>(
@@ -133,15 +151,31 @@ async fn greeting<T: ImapStream>(
 async fn login(
     client: async_imap::Client<Box<dyn ImapStream>>,
     endpoint: &Endpoint,
-    password: &SecretString,
+    credential: Credential<'_>,
     timeout: Duration,
 ) -> Result<Session, ImapError> {
-    match tokio::time::timeout(
-        timeout,
-        client.login(&endpoint.username, password.expose_secret()),
-    )
-    .await
-    {
+    let attempt = async {
+        match credential {
+            Credential::Password(password) => {
+                client
+                    .login(&endpoint.username, password.expose_secret())
+                    .await
+            }
+            Credential::Bearer(token) => {
+                let response = crate::oauth2::xoauth2_response(&endpoint.username, token);
+                client
+                    .authenticate(
+                        "XOAUTH2",
+                        XOAuth2 {
+                            response,
+                            sent: false,
+                        },
+                    )
+                    .await
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, attempt).await {
         Err(_) => Err(ImapError::Unreachable {
             addr: endpoint.display_addr(),
             detail: "login timed out".into(),
@@ -159,5 +193,24 @@ async fn login(
                 detail: other.to_string(),
             }),
         },
+    }
+}
+
+/// XOAUTH2's one client message. A second challenge carries the server's JSON error; it is
+/// answered with an empty line, after which the server sends the tagged NO.
+struct XOAuth2 {
+    response: SecretString,
+    sent: bool,
+}
+
+impl async_imap::Authenticator for XOAuth2 {
+    type Response = Vec<u8>;
+
+    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
+        if std::mem::replace(&mut self.sent, true) {
+            Vec::new()
+        } else {
+            self.response.expose_secret().as_bytes().to_vec()
+        }
     }
 }

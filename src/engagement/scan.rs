@@ -7,9 +7,10 @@ use futures::TryStreamExt as _;
 
 use super::folders::{self, FolderMap};
 use super::headers;
-use super::imap::{self, ImapError, Session};
+use super::imap::{ImapError, Session};
 use crate::config::FolderOverrides;
 use crate::domain::{OutboxStatus, Placement, SeedStatus};
+use crate::mark::MarkMode;
 use crate::startup::App;
 use crate::store::{self, ledger::NewPlacement, seeds::SeedRow};
 
@@ -22,7 +23,7 @@ pub struct ScanReport {
     pub found: usize,
     /// Of those, the ones new to the ledger.
     pub recorded: usize,
-    /// Messages carrying the mark header whose mark did not verify: ignored.
+    /// Messages carrying the mark (header, or the body's prefix) that did not verify: ignored.
     pub forged: usize,
     pub folders: Vec<String>,
 }
@@ -51,11 +52,10 @@ impl ScanError {
 /// server's reason; a later successful login marks it `active` again.
 pub async fn scan_seed(app: &App, seed: &SeedRow) -> Result<ScanReport, ScanError> {
     let pool = app.store.pool();
-    let password = seed.record.imap.secret.resolve(&app.key)?;
-    let mut session = match imap::connect(&seed.record.imap, &password, IMAP_TIMEOUT).await {
+    let mut session = match super::login::open(app, &seed.record.imap, IMAP_TIMEOUT).await {
         Ok(s) => s,
         Err(e) => {
-            if let ImapError::Login { .. } = &e {
+            if let ScanError::Imap(ImapError::Login { .. }) = &e {
                 let reason = e.to_string();
                 store::seeds::set_status(
                     pool,
@@ -66,7 +66,7 @@ pub async fn scan_seed(app: &App, seed: &SeedRow) -> Result<ScanReport, ScanErro
                 )
                 .await?;
             }
-            return Err(e.into());
+            return Err(e);
         }
     };
     if seed.status == SeedStatus::Broken {
@@ -128,7 +128,8 @@ async fn scan_folder(
         store::cursors::set(pool, seed.id, folder, uidvalidity, after, app.clock.now()).await?;
         return Ok(());
     }
-    let query = format!("UID {}:* HEADER {} \"\"", after + 1, app.marker.header());
+    let query = format!("UID {}:* {}", after + 1, app.marker.search_key());
+    let body_mark = app.marker.mode() == MarkMode::Body;
     let mut uids: Vec<u32> = session
         .uid_search(&query)
         .await
@@ -149,19 +150,35 @@ async fn scan_folder(
             .collect::<Vec<_>>()
             .join(",");
         let fetches: Vec<_> = session
-            .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[HEADER])")
+            .uid_fetch(
+                &set,
+                if body_mark {
+                    // The mark is in the text: the whole message (warm-up mail is small).
+                    "(UID INTERNALDATE BODY.PEEK[])"
+                } else {
+                    "(UID INTERNALDATE BODY.PEEK[HEADER])"
+                },
+            )
             .await
             .map_err(ImapError::from)?
             .try_collect()
             .await
             .map_err(ImapError::from)?;
         for f in &fetches {
-            let Some(raw) = f.header() else { continue };
-            let seen = headers::parse(raw, app.marker.header());
-            let (Some(message_id), Some(mark)) = (&seen.message_id, &seen.mark) else {
+            let Some(raw) = (if body_mark { f.body() } else { f.header() }) else {
                 continue;
             };
-            if !app.marker.verify(message_id, mark) {
+            let seen = headers::parse(raw, app.marker.header());
+            let Some(message_id) = &seen.message_id else {
+                continue;
+            };
+            let genuine = if body_mark {
+                app.marker.verify_body(message_id, &headers::body_text(raw))
+            } else {
+                let Some(mark) = &seen.mark else { continue };
+                app.marker.verify(message_id, mark)
+            };
+            if !genuine {
                 report.forged += 1;
                 continue;
             }

@@ -125,15 +125,23 @@ async fn save(st: &AppState, raw: &RawSender) -> ApiResult<store::senders::Sende
 /// Through the API a password is given inline (and stored sealed). `{ env = … }` and
 /// `{ file = … }` references are for the config file only: they would let an API client
 /// make the server read any of its variables or files and send it to a host of its choice.
+/// The same holds for an `oauth2` block's client secret and refresh token (its token
+/// endpoint is the client's to choose).
 pub(super) fn inline_secret_only(conn: &RawConn, key: &str) -> ApiResult<()> {
-    match &conn.password {
+    let inline = |v: Option<&toml::Value>, what: &str| match v {
         None | Some(toml::Value::String(_)) => Ok(()),
         Some(_) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "secret_reference_not_allowed",
             format!(
-                "{key}.password: give the password as a string (it is stored sealed); env and file references are accepted in the config file only"
+                "{key}.{what}: give it as a string (it is stored sealed); env and file references are accepted in the config file only"
             ),
         )),
+    };
+    inline(conn.password.as_ref(), "password")?;
+    if let Some(o) = &conn.oauth2 {
+        inline(o.client_secret.as_ref(), "oauth2.client_secret")?;
+        inline(Some(&o.refresh_token), "oauth2.refresh_token")?;
     }
+    Ok(())
 }

@@ -18,6 +18,7 @@ pub fn secret_kind(s: &SecretRef) -> &'static str {
         SecretRef::Env(_) => "env",
         SecretRef::File(_) => "file",
         SecretRef::Sealed(_) => "sealed",
+        SecretRef::OAuth2(_) => "oauth2",
         SecretRef::None => "none",
     }
 }

@@ -12,6 +12,9 @@ pub enum Failure {
     Identity,
     /// The recipient does not exist (5.1.1): take the seed out of rotation.
     UnknownRecipient,
+    /// Our own login was refused (535 5.7.8, a revoked OAuth2 grant): keep the message and
+    /// pause the campaign for a person, with the reason.
+    Credentials,
     /// Any other permanent error: give up on this message.
     Permanent,
 }
@@ -29,6 +32,10 @@ pub fn classify_reply(code: Option<u16>, text: &str) -> Failure {
     let Some(code) = code else {
         return Failure::Retry;
     };
+    // Authentication failed: the sender's password or token is wrong, nothing else.
+    if code == 535 || t.starts_with("5.7.8") || t.contains(" 5.7.8 ") {
+        return Failure::Credentials;
+    }
     // Gmail's "IP not in whitelist for RCPT domain" concerns that recipient domain only.
     if t.contains("not in whitelist for rcpt domain") {
         return Failure::Retry;
@@ -91,6 +98,10 @@ pub fn classify(err: &super::transport::SmtpError) -> Failure {
     match err {
         super::transport::SmtpError::Connect { .. } => Failure::Retry,
         super::transport::SmtpError::Smtp(e) => classify_lettre(e),
+        super::transport::SmtpError::OAuth2(e) if e.is_transient() => Failure::Retry,
+        super::transport::SmtpError::OAuth2(_) | super::transport::SmtpError::Auth(_) => {
+            Failure::Credentials
+        }
     }
 }
 
@@ -162,6 +173,16 @@ mod tests {
                 Some(552),
                 "5.3.4 Message size exceeds fixed limit",
                 Failure::Permanent,
+            ),
+            (
+                Some(535),
+                "5.7.8 Error: authentication failed: authentication failure",
+                Failure::Credentials,
+            ),
+            (
+                Some(535),
+                "5.7.8 Username and Password not accepted",
+                Failure::Credentials,
             ),
         ];
         for (code, text, want) in cases {

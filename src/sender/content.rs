@@ -1,4 +1,5 @@
-//! Human-looking warm-up content from a small built-in corpus. No links, images or tracking.
+//! Human-looking warm-up content from a small built-in corpus, mixed with the user's templates
+//! (`template.rs`) at a configured share. No links, images or tracking.
 
 use rand::RngExt as _;
 use rand::seq::IndexedRandom as _;
@@ -114,8 +115,78 @@ pub fn generate(recipient_name: &str, sender_name: &str) -> Content {
     }
 }
 
+/// The built-in corpus and the user's templates, mixed.
+#[derive(Debug, Clone, Default)]
+pub struct Library {
+    pub templates: Vec<super::template::Template>,
+    /// The share of messages written from a template (0 to 1); the rest from the corpus.
+    pub share: f64,
+}
+
+impl Library {
+    /// The template a message uses, if any. Decided by its Message-ID alone, so the scheduler
+    /// (which writes the subject) and the sender (which writes the body) agree.
+    pub fn pick(&self, message_id: &str) -> Option<&super::template::Template> {
+        use sha2::Digest as _;
+        if self.templates.is_empty() || self.share <= 0.0 {
+            return None;
+        }
+        let digest = sha2::Sha256::digest(crate::mark::bare_message_id(message_id).as_bytes());
+        let h = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+        let draw = (h % 10_000) as f64 / 10_000.0;
+        (draw < self.share)
+            .then(|| &self.templates[((h / 10_000) % self.templates.len() as u64) as usize])
+    }
+
+    /// The subject of a message: its template's, or one from the corpus.
+    pub fn subject(&self, message_id: &str, sender_name: &str, weekday: chrono::Weekday) -> String {
+        match self.pick(message_id) {
+            Some(t) => t.subject(&super::template::Vars {
+                seed_name: "",
+                sender_name,
+                weekday,
+            }),
+            None => subject(),
+        }
+    }
+}
+
+/// The name a sender signs with: its display name, or one made from its address.
+pub fn sender_name(s: &crate::store::senders::SenderRecord) -> String {
+    s.display_name
+        .clone()
+        .unwrap_or_else(|| name_from_local(s.address.local()))
+}
+
+/// The body of one message: its template's (see [`Library::pick`]), or from the corpus.
+/// `weekday` is asked for only when a template is used.
+pub fn generate_for(
+    library: &Library,
+    message_id: &str,
+    recipient_name: &str,
+    sender_name: &str,
+    weekday: impl FnOnce() -> chrono::Weekday,
+) -> Content {
+    match library.pick(message_id) {
+        Some(t) => {
+            let vars = super::template::Vars {
+                seed_name: recipient_name,
+                sender_name,
+                weekday: weekday(),
+            };
+            let (text, html) = t.bodies(&vars);
+            Content {
+                subject: t.subject(&vars),
+                text,
+                html,
+            }
+        }
+        None => generate(recipient_name, sender_name),
+    }
+}
+
 /// Appends `s` with `&`, `<`, `>` and `"` escaped for HTML.
-fn push_escaped(out: &mut String, s: &str) {
+pub(crate) fn push_escaped(out: &mut String, s: &str) {
     let mut rest = s;
     while let Some(i) = rest.find(['&', '<', '>', '"']) {
         out.push_str(&rest[..i]);
@@ -174,6 +245,42 @@ mod tests {
         let mut out = String::new();
         push_escaped(&mut out, "a & b <c> \"d\" e");
         assert_eq!(out, "a &amp; b &lt;c&gt; &quot;d&quot; e");
+    }
+
+    #[test]
+    fn templates_are_mixed_in_at_the_share_and_chosen_by_message_id() {
+        let t = super::super::template::Template::parse(
+            "On {{weekday}}",
+            "Hi {{seed_name}},\n\nnothing to add.\n{{sender_name}}",
+            None,
+            false,
+        )
+        .unwrap();
+        let lib = Library {
+            templates: vec![t],
+            share: 0.3,
+        };
+        let ids: Vec<String> = (0..2000).map(|i| format!("<{i}@sender.test>")).collect();
+        let used = ids.iter().filter(|id| lib.pick(id).is_some()).count();
+        assert!(
+            (500..700).contains(&used),
+            "{used} of 2000 at a share of 0.3"
+        );
+        for id in &ids {
+            let c = generate_for(&lib, id, "Ann", "Bo", || chrono::Weekday::Fri);
+            let subject = lib.subject(id, "Bo", chrono::Weekday::Fri);
+            if lib.pick(id).is_some() {
+                assert_eq!(
+                    (c.subject.as_str(), subject.as_str()),
+                    ("On Friday", "On Friday")
+                );
+                assert_eq!(c.text, "Hi Ann,\n\nnothing to add.\nBo\n");
+            } else {
+                assert!(!c.text.contains("nothing to add") && subject != "On Friday");
+            }
+        }
+        let none = Library::default();
+        assert!(none.pick(&ids[0]).is_none());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use lettre::message::{Body, Mailbox};
 use rand::RngExt as _;
 
 use crate::domain::{DomainName, EmailAddress};
-use crate::mark::{Marker, bare_message_id};
+use crate::mark::{MarkMode, Marker, bare_message_id};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -120,12 +120,38 @@ fn build_with(
     boundary: &str,
     date_line: Option<&str>,
 ) -> Result<Built, BuildError> {
+    let (text, html);
+    let (out, mark) = match marker.mode() {
+        MarkMode::Header => (
+            out,
+            Some((
+                HeaderName::new_from_ascii(marker.header().to_owned())
+                    .map_err(|_| BuildError::HeaderName(marker.header().to_owned()))?,
+                marker.token(bare_message_id(out.message_id)),
+            )),
+        ),
+        // A reference line after the signature; in the HTML a small grey footer.
+        MarkMode::Body => {
+            let line = marker.body_line(out.message_id);
+            text = format!("{}\n{line}\n", out.text);
+            html = format!(
+                "{}<p style=\"color:#888888;font-size:11px\">{line}</p>\n",
+                out.html
+            );
+            (
+                &Outgoing {
+                    text: &text,
+                    html: &html,
+                    ..*out
+                },
+                None,
+            )
+        }
+    };
     let parts = Parts {
         from: address(out.from)?,
         to: address(out.to)?,
-        mark_name: HeaderName::new_from_ascii(marker.header().to_owned())
-            .map_err(|_| BuildError::HeaderName(marker.header().to_owned()))?,
-        mark: marker.token(bare_message_id(out.message_id)),
+        mark,
     };
     if dkim.is_none() && plain_headers(out, &parts.from, &parts.to) {
         Ok(write_plain(out, parts, boundary, date_line))
@@ -138,18 +164,13 @@ fn build_with(
 struct Parts {
     from: Address,
     to: Address,
-    mark_name: HeaderName,
-    mark: String,
+    /// The mark header (none when the mark is in the body).
+    mark: Option<(HeaderName, String)>,
 }
 
 /// The headers written here (see [`plain_headers`]), in lettre's order and form.
 fn write_plain(out: &Outgoing<'_>, p: Parts, boundary: &str, date_line: Option<&str>) -> Built {
-    let Parts {
-        from,
-        to,
-        mark_name,
-        mark,
-    } = p;
+    let Parts { from, to, mark } = p;
     let envelope = Envelope::new(Some(from.clone()), vec![to.clone()])
         .expect("an envelope with a sender and a recipient");
     fn line(bytes: &mut Vec<u8>, name: &str, value: &[&str]) {
@@ -183,7 +204,9 @@ fn write_plain(out: &Outgoing<'_>, p: Parts, boundary: &str, date_line: Option<&
         &["multipart/alternative;\r\n boundary=\"", boundary, "\""],
     );
     line(&mut bytes, "Content-Transfer-Encoding", &["7bit"]);
-    line(&mut bytes, &mark_name, &[&mark]);
+    if let Some((name, value)) = &mark {
+        line(&mut bytes, name, &[value]);
+    }
     bytes.extend_from_slice(b"\r\n");
     push_alternative(&mut bytes, boundary, out.text, out.html);
     Built { envelope, bytes }
@@ -206,12 +229,7 @@ fn with_lettre(
     date_line: Option<&str>,
     dkim: Option<&DkimConfig>,
 ) -> Result<Built, BuildError> {
-    let Parts {
-        from,
-        to,
-        mark_name,
-        mark,
-    } = p;
+    let Parts { from, to, mark } = p;
     let envelope = Envelope::new(Some(from.clone()), vec![to.clone()])
         .map_err(|e| BuildError::Build(e.to_string()))?;
     let mut body = Vec::with_capacity(256 + (out.text.len() + out.html.len()) * 21 / 20);
@@ -255,8 +273,9 @@ fn with_lettre(
             ContentTransferEncoding::SevenBit,
         ))
         .map_err(|e| BuildError::Build(e.to_string()))?;
-    msg.headers_mut()
-        .insert_raw(HeaderValue::new(mark_name, mark));
+    if let Some((name, value)) = mark {
+        msg.headers_mut().insert_raw(HeaderValue::new(name, value));
+    }
     if let Some(cfg) = dkim {
         msg.sign(cfg);
     }
@@ -426,6 +445,38 @@ mod tests {
         assert_eq!(msg.envelope.to()[0].to_string(), "seed1@gmail.test");
     }
 
+    #[test]
+    fn body_marked_message_has_the_line_and_no_header() {
+        let from = EmailAddress::parse("hello@sender.test").unwrap();
+        let to = EmailAddress::parse("seed1@gmail.test").unwrap();
+        let id = new_message_id(from.domain());
+        let marker = Marker::new("X-Hearth-Mark", b"k".to_vec()).with_mode(MarkMode::Body);
+        for dkim in [false, true] {
+            let key = dkim.then(|| {
+                let k = lettre::message::dkim::DkimSigningKey::new(
+                    "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A=",
+                    lettre::message::dkim::DkimSigningAlgorithm::Ed25519,
+                )
+                .unwrap();
+                dkim_config(&"sender.test".parse().unwrap(), "s", k)
+            });
+            let msg = build(&outgoing(&from, &to, &id, "Hi"), &marker, key.as_ref()).unwrap();
+            let raw = String::from_utf8(msg.bytes).unwrap();
+            assert!(!raw.contains("X-Hearth-Mark"));
+            let parsed = mail_parser::MessageParser::default()
+                .parse(raw.as_bytes())
+                .unwrap();
+            let text = parsed.body_text(0).unwrap().replace("\r\n", "\n");
+            assert!(
+                text.ends_with(&format!("Bo\n\n{}\n", marker.body_line(&id))),
+                "{text}"
+            );
+            assert!(marker.verify_body(&id, &text));
+            let html = parsed.body_html(0).unwrap();
+            assert!(html.contains(&marker.body_token(&id)));
+        }
+    }
+
     /// The message written here is byte for byte the one lettre writes.
     #[test]
     fn plain_headers_are_written_as_lettre_writes_them() {
@@ -466,8 +517,10 @@ mod tests {
             let parts = || Parts {
                 from: address(&from).unwrap(),
                 to: address(&to).unwrap(),
-                mark_name: HeaderName::new_from_ascii(marker.header().to_owned()).unwrap(),
-                mark: marker.token(&id),
+                mark: Some((
+                    HeaderName::new_from_ascii(marker.header().to_owned()).unwrap(),
+                    marker.token(&id),
+                )),
             };
             assert!(plain_headers(&out, &parts().from, &parts().to), "{subject}");
             let ours = write_plain(&out, parts(), boundary, Some(date));

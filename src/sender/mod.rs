@@ -6,6 +6,7 @@ pub mod content;
 pub mod dkim;
 pub mod message;
 pub mod reconcile;
+pub mod template;
 pub mod transport;
 
 use std::collections::{HashMap, VecDeque};
@@ -530,6 +531,23 @@ impl Dispatcher {
                 .await?;
                 Ok(true)
             }
+            Failure::Credentials => {
+                // Our login was refused (a wrong password, a revoked OAuth2 grant): no retry
+                // can fix that. Keep the message and pause for a person, with the reason.
+                let next = now + backoff_secs(row.attempts, failure);
+                store::outbox::mark_retry(pool, row.id, owner, next, &text).await?;
+                store::campaigns::transition(
+                    pool,
+                    row.campaign_id,
+                    &[CampaignStatus::Active],
+                    CampaignStatus::Paused,
+                    Some(PauseReason::SenderError),
+                    Some(&format!("the relay refused the sender's login: {text}")),
+                    now,
+                )
+                .await?;
+                Ok(true)
+            }
             Failure::UnknownRecipient => {
                 store::seeds::set_status(pool, row.seed_id, SeedStatus::Disabled, Some(&text), now)
                     .await?;
@@ -630,11 +648,21 @@ impl Dispatcher {
             "sender"
         );
         let s = &sender.record;
-        let content = content::generate(
+        let content = content::generate_for(
+            &self.app.config.content,
+            &row.message_id,
             &content::name_from_local(seed.record.address.local()),
-            s.display_name
-                .as_deref()
-                .unwrap_or(&content::name_from_local(s.address.local())),
+            &content::sender_name(s),
+            || {
+                let tz = serde_json::from_str::<crate::startup::CampaignSpec>(&campaign.plan)
+                    .map(|spec| spec.plan.timezone)
+                    .unwrap_or(chrono_tz::UTC);
+                chrono::Datelike::weekday(
+                    &chrono::DateTime::from_timestamp(row.run_at, 0)
+                        .unwrap_or_default()
+                        .with_timezone(&tz),
+                )
+            },
         );
         let dkim = match &s.dkim {
             Some(d) => {
@@ -671,15 +699,24 @@ impl Dispatcher {
         let transport = match cached {
             Some(t) => t,
             None => {
-                let password = s
-                    .smtp
-                    .secret
-                    .resolve(&self.app.key)
-                    .map_err(|e| setup(&e))?;
-                let t = transport::build(
+                let auth = match &s.smtp.secret {
+                    crate::secrets::SecretRef::OAuth2(oauth) => transport::SmtpAuth::XOAuth2 {
+                        username: s.smtp.username.clone(),
+                        grant: crate::oauth2::Grant {
+                            oauth: Arc::new((**oauth).clone()),
+                            cache: self.app.tokens.clone(),
+                            key: self.app.key.clone(),
+                        },
+                    },
+                    secret => {
+                        let password = secret.resolve(&self.app.key).map_err(|e| setup(&e))?;
+                        transport::SmtpAuth::password(&s.smtp, Some(&password))
+                    }
+                };
+                let t = transport::build_with(
                     &s.smtp,
                     &s.helo,
-                    Some(&password),
+                    auth,
                     SMTP_TIMEOUT,
                     self.concurrency as u32,
                 )

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::engagement::{imap, scan};
+use crate::engagement::scan;
 use crate::startup::App;
 use crate::store::{self, outbox::OutboxRow};
 
@@ -91,8 +91,8 @@ async fn find_in_mailbox(
     seed: &store::seeds::SeedRow,
     rows: &[OutboxRow],
 ) -> anyhow::Result<BTreeMap<String, String>> {
-    let password = seed.record.imap.secret.resolve(&app.key)?;
-    let mut session = imap::connect(&seed.record.imap, &password, Duration::from_secs(30)).await?;
+    let mut session =
+        crate::engagement::login::open(app, &seed.record.imap, Duration::from_secs(30)).await?;
     let folders = scan::discover_folders(&mut session, seed).await?;
     let mut found = BTreeMap::new();
     for (folder, _) in &folders.scan {

@@ -27,6 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 use crate::domain::{Endpoint, HeloName, TlsMode};
+use crate::oauth2::{AccessToken, Grant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -45,6 +46,36 @@ pub enum SmtpError {
     /// An SMTP-level failure (a reply code, a TLS or AUTH problem) as lettre reports it.
     #[error(transparent)]
     Smtp(#[from] lettre::transport::smtp::Error),
+    /// No OAuth2 access token could be had (the class says whether to retry).
+    #[error(transparent)]
+    OAuth2(#[from] crate::oauth2::OAuth2Error),
+    /// The relay does not offer what the login needs (e.g. no AUTH XOAUTH2).
+    #[error("{0}")]
+    Auth(String),
+}
+
+/// How the client logs in after EHLO (and STARTTLS).
+#[derive(Debug, Clone, Default)]
+pub enum SmtpAuth {
+    #[default]
+    None,
+    /// PLAIN or LOGIN, whichever the relay offers.
+    Password(Credentials),
+    /// XOAUTH2 with an access token from the grant (refreshed once if refused).
+    XOAuth2 { username: String, grant: Grant },
+}
+
+impl SmtpAuth {
+    /// PLAIN/LOGIN with the endpoint's username, or nothing for an empty password.
+    pub fn password(endpoint: &Endpoint, password: Option<&SecretString>) -> Self {
+        match password.filter(|p| !p.expose_secret().is_empty()) {
+            Some(p) => SmtpAuth::Password(Credentials::new(
+                endpoint.username.clone(),
+                p.expose_secret().to_owned(),
+            )),
+            None => SmtpAuth::None,
+        }
+    }
 }
 
 /// How long an idle connection is kept for reuse.
@@ -69,7 +100,7 @@ struct Inner {
         rustls_pki_types::ServerName<'static>,
     )>,
     hello: ClientId,
-    credentials: Option<Credentials>,
+    auth: SmtpAuth,
     timeout: Duration,
     max_idle: usize,
     idle: tokio::sync::Mutex<Vec<Idle>>,
@@ -215,11 +246,23 @@ impl AsyncTokioStream for ImplicitTls {
     }
 }
 
-/// Builds the client. Certificates are verified against the public roots and `ca_file`.
+/// Builds a client that logs in with a password (or not at all).
 pub fn build(
     endpoint: &Endpoint,
     helo: &HeloName,
     password: Option<&SecretString>,
+    timeout: Duration,
+    pool_size: u32,
+) -> Result<SmtpClient, TransportError> {
+    let auth = SmtpAuth::password(endpoint, password);
+    build_with(endpoint, helo, auth, timeout, pool_size)
+}
+
+/// Builds the client. Certificates are verified against the public roots and `ca_file`.
+pub fn build_with(
+    endpoint: &Endpoint,
+    helo: &HeloName,
+    auth: SmtpAuth,
     timeout: Duration,
     pool_size: u32,
 ) -> Result<SmtpClient, TransportError> {
@@ -255,9 +298,6 @@ pub fn build(
             (None, Some((tokio_rustls::TlsConnector::from(cfg), name)))
         }
     };
-    let credentials = password
-        .filter(|p| !p.expose_secret().is_empty())
-        .map(|p| Credentials::new(endpoint.username.clone(), p.expose_secret().to_owned()));
     Ok(SmtpClient(Arc::new(Inner {
         host,
         port: endpoint.port,
@@ -265,7 +305,7 @@ pub fn build(
         tls,
         implicit,
         hello: ClientId::Domain(helo.as_str().to_owned()),
-        credentials,
+        auth,
         timeout,
         max_idle: pool_size.max(1) as usize,
         idle: tokio::sync::Mutex::new(Vec::new()),
@@ -303,9 +343,15 @@ impl SmtpClient {
                 // STARTTLS is required: a relay that does not offer it is refused.
                 conn.starttls(params.clone(), &i.hello).await?;
             }
-            if let Some(creds) = &i.credentials {
-                conn.auth(&[Mechanism::Plain, Mechanism::Login], creds)
-                    .await?;
+            match &i.auth {
+                SmtpAuth::None => {}
+                SmtpAuth::Password(creds) => {
+                    conn.auth(&[Mechanism::Plain, Mechanism::Login], creds)
+                        .await?;
+                }
+                SmtpAuth::XOAuth2 { username, grant } => {
+                    xoauth2(&mut conn, username, grant).await?;
+                }
             }
             Ok::<_, SmtpError>(conn)
         };
@@ -379,4 +425,61 @@ impl SmtpClient {
             }),
         }
     }
+}
+
+/// AUTH XOAUTH2 with the grant's token; if the relay refuses it (535), once more with a new
+/// token on the same connection.
+async fn xoauth2(
+    conn: &mut AsyncSmtpConnection,
+    username: &str,
+    grant: &Grant,
+) -> Result<(), SmtpError> {
+    if !conn
+        .server_info()
+        .supports_auth_mechanism(Mechanism::Xoauth2)
+    {
+        return Err(SmtpError::Auth(
+            "the relay does not offer AUTH XOAUTH2 (5.7.8: the sender cannot log in)".into(),
+        ));
+    }
+    let token = grant.token().await?;
+    match auth_xoauth2(conn, username, &token).await {
+        Err(SmtpError::Smtp(e)) if e.is_permanent() => {
+            tracing::info!(user = %username, error = %e, "XOAUTH2 refused; refreshing the token once");
+            let token = grant.replace(&token).await?;
+            auth_xoauth2(conn, username, &token).await
+        }
+        other => other,
+    }
+}
+
+/// One AUTH XOAUTH2 exchange. A failure comes as a 334 challenge holding the server's JSON
+/// error, answered with an empty line, then the final 535. (lettre's own XOAUTH2 cannot answer
+/// that challenge, hence this.) lettre logs what it writes at debug level, which is why
+/// telemetry caps lettre's logs at info.
+async fn auth_xoauth2(
+    conn: &mut AsyncSmtpConnection,
+    username: &str,
+    token: &AccessToken,
+) -> Result<(), SmtpError> {
+    struct Line(SecretString);
+    impl fmt::Display for Line {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0.expose_secret())
+        }
+    }
+    let b64 = crate::oauth2::xoauth2_base64(username, token);
+    let line = Line(SecretString::from(format!(
+        "AUTH XOAUTH2 {}\r\n",
+        b64.expose_secret()
+    )));
+    let response = conn.command(line).await?;
+    if response.has_code(334) {
+        conn.command(Line(SecretString::from("\r\n".to_owned())))
+            .await?;
+        return Err(SmtpError::Auth(
+            "the relay answered the XOAUTH2 error challenge with success".into(),
+        ));
+    }
+    Ok(())
 }
