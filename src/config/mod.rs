@@ -12,8 +12,12 @@
 //!   cron); `preflight.recheck_paused_minutes` = 15; `preflight.unknown_grace_minutes` = 60;
 //!   `preflight.smtp_timeout_secs` = 15.
 //! - `warmup.mark_header` = `X-Hearth-Mark`, `warmup.missing_after_minutes` = 120,
-//!   `warmup.scan_interval_secs` = 60, `warmup.lease_secs` = 300, `warmup.resend_after_secs` = 1800.
+//!   `warmup.scan_interval_secs` = 60, `warmup.lease_secs` = 300, `warmup.resend_after_secs` = 1800,
+//!   `warmup.retention_days` = 30 (1 to 3650).
 //! - `seeds[].daily_cap` = 2 (messages a seed receives a day, from every campaign together).
+//! - `seeds[].smtp` (for replies) is optional; its `host` defaults by provider (Gmail
+//!   `smtp.gmail.com`, Outlook `smtp.office365.com`, Yahoo `smtp.mail.yahoo.com`; required for
+//!   `other`), its `password` to the seed's IMAP password.
 
 pub mod raw;
 mod validate;
@@ -134,6 +138,8 @@ pub struct WarmupConfig {
     pub lease_secs: u64,
     /// How long after an interrupted send the message may still arrive before it is resent.
     pub resend_after_secs: u64,
+    /// Warm-up mail older than this is deleted from the seeds' warm-up and spam folders.
+    pub retention_days: u64,
 }
 
 #[derive(Debug, Clone)]

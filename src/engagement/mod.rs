@@ -6,4 +6,8 @@ pub mod decide;
 pub mod folders;
 pub mod headers;
 pub mod imap;
+pub mod reply;
+pub mod retention;
 pub mod scan;
+pub mod sender_scan;
+pub mod upkeep;

@@ -6,6 +6,7 @@ pub mod content;
 pub mod dkim;
 pub mod message;
 pub mod reconcile;
+pub mod replies;
 pub mod transport;
 
 use std::collections::{HashMap, VecDeque};
