@@ -460,7 +460,9 @@ async fn retention_deletes_only_old_warm_up_mail() {
     for seed in [yahoo, outlook] {
         let r = retention::retain_seed(&app, seed).await.unwrap();
         assert_eq!(r.deleted, 0, "{r:?}");
-        assert_eq!(r.left_alone, 2, "forged and unsent marks: {r:?}");
+        // This run's forged and unsent marks (and whatever earlier runs, other installs
+        // with other secrets, left in the shared lab mailboxes).
+        assert!(r.left_alone >= 2, "forged and unsent marks: {r:?}");
     }
     // 31 days on, the warm-up mail goes, batched per folder, each deletion recorded.
     clock.set(t0 + 31 * 86_400);
