@@ -209,7 +209,7 @@ fn to_raw(row: &HashMap<&str, &str>) -> Result<RawSeed, String> {
             };
         };
         Ok(Some(RawConn {
-            host,
+            host: Some(host),
             port: port(&format!("{prefix}_port"))?,
             tls: get("tls"),
             ca_file: get("ca_file").map(Into::into),

@@ -151,7 +151,8 @@ pub fn spawn_all(app: &App, tracker: &TaskTracker, shutdown: CancellationToken) 
 }
 
 /// Scans every seed that has sent mail not yet in the ledger, records overdue mail as
-/// missing, then engages with what was found (open, star, rescue, file). One seed's failure
+/// missing, then engages with what was found (open, star, rescue, reply, file), sends the
+/// replies, reads where they landed and applies retention (`engagement::upkeep`). One seed's failure
 /// does not stop the others.
 pub async fn scan_pending(app: &App) {
     let pool = app.store.pool();
@@ -209,6 +210,7 @@ pub async fn scan_pending(app: &App) {
             Err(e) => tracing::warn!(seed = %seed.record.address, error = %e, "engagement failed"),
         }
     }
+    crate::engagement::upkeep::run_once(app).await;
 }
 
 /// Checks that every sender's SMTP relay and every seed's IMAP server accepts a connection,

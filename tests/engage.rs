@@ -3,6 +3,8 @@
 //! pass does nothing twice, even when its record of an action was lost; a Dovecot restart in
 //! the middle is survived.
 
+#[path = "common/imap.rs"]
+mod imap_util;
 #[path = "common/lab.rs"]
 mod lab;
 
@@ -15,7 +17,7 @@ use futures::TryStreamExt as _;
 use hearth::clock::{Clock as _, ManualClock};
 use hearth::config::Config;
 use hearth::domain::{CampaignStatus, EngagementAction, SendKind};
-use hearth::engagement::{act, imap, scan};
+use hearth::engagement::{act, scan};
 use hearth::sender::Dispatcher;
 use hearth::startup::App;
 use hearth::store::{self, outbox::NewSend};
@@ -34,62 +36,6 @@ fn lab_cmd(args: &[&str]) {
         "scripts/lab {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// `(folder, flags)` of every copy of the message in the mailbox.
-async fn where_is(lab: &Path, user: &str, message_id: &str) -> Vec<(String, Vec<String>)> {
-    let endpoint = hearth::domain::Endpoint {
-        host: "127.0.0.1".into(),
-        port: 1993,
-        tls: hearth::domain::TlsMode::Implicit,
-        ca_file: Some(lab.join("tls/ca.pem")),
-        username: user.into(),
-        secret: hearth::secrets::SecretRef::None,
-    };
-    let pw = secrecy::SecretString::from("lab-pass-1".to_owned());
-    let mut s = imap::connect(&endpoint, &pw, Duration::from_secs(10))
-        .await
-        .unwrap();
-    let names: Vec<_> = s
-        .list(Some(""), Some("*"))
-        .await
-        .unwrap()
-        .try_collect()
-        .await
-        .unwrap();
-    let folders: Vec<String> = names
-        .iter()
-        .map(hearth::engagement::folders::from_imap)
-        .filter(|f| f.selectable)
-        .map(|f| f.name)
-        .collect();
-    let bare = message_id.trim_matches(['<', '>']);
-    let mut out = Vec::new();
-    for f in folders {
-        s.select(&f).await.unwrap();
-        let uids: Vec<String> = s
-            .uid_search(format!("HEADER Message-ID \"{bare}\""))
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|u| u.to_string())
-            .collect();
-        if uids.is_empty() {
-            continue;
-        }
-        let fetches: Vec<_> = s
-            .uid_fetch(uids.join(","), "FLAGS")
-            .await
-            .unwrap()
-            .try_collect()
-            .await
-            .unwrap();
-        for x in &fetches {
-            out.push((f.clone(), x.flags().map(|fl| format!("{fl:?}")).collect()));
-        }
-    }
-    let _ = s.logout().await;
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,7 +133,7 @@ async fn rescue_open_file_idempotently() {
     }
     for (seed, id) in &sends {
         let user = seed.record.address.to_string();
-        let copies = where_is(&lab, &user, id).await;
+        let copies = imap_util::where_is(&lab, &user, id).await;
         assert_eq!(copies.len(), 1, "{user}: {copies:?}");
         let (folder, flags) = &copies[0];
         assert_eq!(folder, "Warmup", "{user}");
@@ -245,7 +191,7 @@ async fn rescue_open_file_idempotently() {
     let r = act::engage_seed(&app, seed).await.unwrap();
     assert_eq!((r.performed, r.recognised), (0, 2), "{r:?}");
     assert_eq!(
-        where_is(&lab, &seed.record.address.to_string(), id)
+        imap_util::where_is(&lab, &seed.record.address.to_string(), id)
             .await
             .len(),
         1
@@ -280,7 +226,7 @@ async fn rescue_open_file_idempotently() {
         .expect("recovers once Dovecot is back");
     assert_eq!((r.performed, r.recognised), (0, 1), "{r:?}");
     assert_eq!(
-        where_is(&lab, &seed.record.address.to_string(), id)
+        imap_util::where_is(&lab, &seed.record.address.to_string(), id)
             .await
             .len(),
         1
@@ -348,18 +294,7 @@ async fn deleted_before_seen_is_missing_after_the_timeout() {
         1
     );
     // The owner deletes it as soon as it arrives.
-    let endpoint = hearth::domain::Endpoint {
-        host: "127.0.0.1".into(),
-        port: 1993,
-        tls: hearth::domain::TlsMode::Implicit,
-        ca_file: Some(lab.join("tls/ca.pem")),
-        username: user.into(),
-        secret: hearth::secrets::SecretRef::None,
-    };
-    let pw = secrecy::SecretString::from("lab-pass-1".to_owned());
-    let mut s = imap::connect(&endpoint, &pw, Duration::from_secs(10))
-        .await
-        .unwrap();
+    let mut s = imap_util::session(&lab, user).await;
     s.select("INBOX").await.unwrap();
     let bare = id.trim_matches(['<', '>']);
     let mut uids = Vec::new();

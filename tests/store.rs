@@ -790,10 +790,18 @@ async fn plan_days_and_missing_sweep(store: Store) {
         0
     );
 
+    // The warm-up claim never takes a reply; the reply sender claims only replies.
     let claimed = outbox::claim_due(&store, 100, "node-a", 60, 10)
         .await
         .unwrap();
-    assert_eq!(claimed.len(), 4);
+    assert_eq!(claimed.len(), 3);
+    assert!(claimed.iter().all(|row| row.kind == SendKind::Warmup));
+    let mut conn = pool.acquire().await.unwrap();
+    let replies = hearth::store::replies::claim_due(&mut conn, 100, "node-a", 60, 10)
+        .await
+        .unwrap();
+    drop(conn);
+    assert_eq!(replies.iter().map(|row| row.id).collect::<Vec<_>>(), [r]);
     for (id, at) in [(a, 100), (b, 100), (c, 300), (r, 100)] {
         assert!(
             outbox::mark_sent(pool, id, "node-a", "250 OK", at)

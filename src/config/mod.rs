@@ -14,11 +14,15 @@
 //!   `preflight.smtp_timeout_secs` = 15.
 //! - `warmup.mark` = `header` (or `body`: a reference line, see `mark.rs`),
 //!   `warmup.mark_header` = `X-Hearth-Mark`, `warmup.missing_after_minutes` = 120,
-//!   `warmup.scan_interval_secs` = 60, `warmup.lease_secs` = 300, `warmup.resend_after_secs` = 1800.
+//!   `warmup.scan_interval_secs` = 60, `warmup.lease_secs` = 300, `warmup.resend_after_secs` = 1800,
+//!   `warmup.retention_days` = 30 (1 to 3650).
 //! - `content.template_share` = 0.5 when templates are given (the rest from the built-in
 //!   corpus), `content.allow_links` = false (templates with links, images or remote resources
 //!   are refused at load; see `sender/template.rs`).
 //! - `seeds[].daily_cap` = 2 (messages a seed receives a day, from every campaign together).
+//! - `seeds[].smtp` (for replies) is optional; its `host` defaults by provider (Gmail
+//!   `smtp.gmail.com`, Outlook `smtp.office365.com`, Yahoo `smtp.mail.yahoo.com`; required for
+//!   `other`), its `password` to the seed's IMAP password.
 
 pub mod raw;
 mod validate;
@@ -148,6 +152,8 @@ pub struct WarmupConfig {
     pub lease_secs: u64,
     /// How long after an interrupted send the message may still arrive before it is resent.
     pub resend_after_secs: u64,
+    /// Warm-up mail older than this is deleted from the seeds' warm-up and spam folders.
+    pub retention_days: u64,
 }
 
 #[derive(Debug, Clone)]

@@ -64,6 +64,7 @@ pub struct RawWarmup {
     pub scan_interval_secs: Option<u64>,
     pub lease_secs: Option<u64>,
     pub resend_after_secs: Option<u64>,
+    pub retention_days: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,7 +100,9 @@ pub struct RawPreflight {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConn {
-    pub host: String,
+    /// Required, except for a seed's `smtp` at a known provider (see `validate.rs`).
+    #[serde(default)]
+    pub host: Option<String>,
     pub port: Option<u16>,
     pub tls: Option<String>,
     pub ca_file: Option<PathBuf>,

@@ -347,3 +347,30 @@ fn content_templates() {
         "{err}"
     );
 }
+
+#[test]
+fn seed_smtp_defaults_by_provider_and_retention() {
+    let text = GOOD.replace(
+        "imap = { host = \"127.0.0.1\", port = 1143, password = \"pw\" }",
+        "imap = { host = \"127.0.0.1\", port = 1143, password = \"pw\" }\nsmtp = {}",
+    );
+    let c = load(&text).unwrap();
+    let smtp = c.seeds[0].smtp.as_ref().unwrap();
+    assert_eq!(
+        (smtp.host.as_str(), smtp.port, smtp.tls),
+        ("smtp.gmail.com", 587, crate::domain::TlsMode::Starttls)
+    );
+    assert_eq!(smtp.username, "seed1@gmail.test");
+    assert!(
+        matches!(smtp.password, Some(SecretSource::Inline(_))),
+        "the IMAP password"
+    );
+    assert_eq!(c.warmup.retention_days, 30);
+    // A provider without a known server needs a host.
+    let other = text.replace("provider = \"gmail\"", "provider = \"other\"");
+    let err = load(&other).unwrap_err().to_string();
+    assert!(err.contains("seeds[0].smtp.host"), "{err}");
+    let bad = text.replace("[[senders]]", "[warmup]\nretention_days = 0\n\n[[senders]]");
+    let err = load(&bad).unwrap_err().to_string();
+    assert!(err.contains("warmup.retention_days"), "{err}");
+}

@@ -169,6 +169,7 @@ impl Ctx<'_> {
         raw: &RawConn,
         default_user: &str,
         ports: (u16, u16),
+        default_host: Option<&str>,
     ) -> Option<ConnConfig> {
         let mut ok = true;
         let tls = match raw.tls.as_deref().map(str::parse::<TlsMode>) {
@@ -180,11 +181,15 @@ impl Ctx<'_> {
                 TlsMode::Starttls
             }
         };
-        let host = raw.host.trim();
-        if host.is_empty() {
-            self.bad(format!("{key}.host"), "expected a host name or IP address");
-            ok = false;
-        }
+        let host = match (raw.host.as_deref().map(str::trim), default_host) {
+            (Some(h), _) if !h.is_empty() => h,
+            (None, Some(d)) => d,
+            _ => {
+                self.bad(format!("{key}.host"), "expected a host name or IP address");
+                ok = false;
+                ""
+            }
+        };
         if tls == TlsMode::None && !is_loopback_host(host) {
             self.bad(
                 format!("{key}.tls"),
@@ -669,7 +674,12 @@ fn warmup(cx: &mut Ctx, raw: &RawWarmup) -> WarmupConfig {
         cx.bad("warmup.lease_secs", "expected 1 to 86400 seconds");
     }
     let resend_after_secs = raw.resend_after_secs.unwrap_or(1800);
+    let retention_days = raw.retention_days.unwrap_or(30);
+    if !(1..=3650).contains(&retention_days) {
+        cx.bad("warmup.retention_days", "expected 1 to 3650 days");
+    }
     WarmupConfig {
+        retention_days,
         mark_header,
         mark,
         missing_after_minutes,
@@ -761,11 +771,11 @@ fn sender(cx: &mut Ctx, key: &str, raw: &RawSender) -> Option<SenderConfig> {
         .as_ref()
         .map(ToString::to_string)
         .unwrap_or_default();
-    let smtp = cx.conn(&format!("{key}.smtp"), &raw.smtp, &user, SMTP_PORTS);
+    let smtp = cx.conn(&format!("{key}.smtp"), &raw.smtp, &user, SMTP_PORTS, None);
     let imap = raw
         .imap
         .as_ref()
-        .map(|i| cx.conn(&format!("{key}.imap"), i, &user, IMAP_PORTS));
+        .map(|i| cx.conn(&format!("{key}.imap"), i, &user, IMAP_PORTS, None));
     let dkim = raw.dkim.as_ref().map(|d| {
         let k = format!("{key}.dkim");
         let domain = match &d.domain {
@@ -838,11 +848,18 @@ fn seed(cx: &mut Ctx, key: &str, raw: &RawSeed) -> Option<SeedConfig> {
         .as_ref()
         .map(ToString::to_string)
         .unwrap_or_default();
-    let imap = cx.conn(&format!("{key}.imap"), &raw.imap, &user, IMAP_PORTS);
-    let smtp = raw
-        .smtp
-        .as_ref()
-        .map(|s| cx.conn(&format!("{key}.smtp"), s, &user, SMTP_PORTS));
+    let imap = cx.conn(&format!("{key}.imap"), &raw.imap, &user, IMAP_PORTS, None);
+    let default_smtp = provider.and_then(default_smtp_host);
+    let smtp = raw.smtp.as_ref().map(|s| {
+        // The IMAP password (an app password works for both) unless one is given.
+        cx.conn(&format!("{key}.smtp"), s, &user, SMTP_PORTS, default_smtp)
+            .map(|mut c| {
+                if c.password.is_none() {
+                    c.password = imap.as_ref().and_then(|i| i.password.clone());
+                }
+                c
+            })
+    });
     let daily_cap = raw
         .daily_cap
         .unwrap_or(crate::store::seeds::DEFAULT_DAILY_CAP);
@@ -920,6 +937,17 @@ pub fn validate_campaign(
     match campaign(&mut cx, "", raw, seeds) {
         Some(c) if cx.problems.is_empty() => Ok(c),
         _ => Err(cx.problems),
+    }
+}
+
+/// The submission server of a provider, for a seed whose `smtp` names no host (port 587 with
+/// STARTTLS unless `tls`/`port` say otherwise).
+pub fn default_smtp_host(provider: Provider) -> Option<&'static str> {
+    match provider {
+        Provider::Gmail => Some("smtp.gmail.com"),
+        Provider::Outlook => Some("smtp.office365.com"),
+        Provider::Yahoo => Some("smtp.mail.yahoo.com"),
+        Provider::Other => None,
     }
 }
 

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use futures::TryStreamExt as _;
 
-use super::decide;
 use super::imap::{ImapError, Session};
 use super::scan::{ScanError, discover_folders};
+use super::{decide, reply};
 use crate::config::FolderOverrides;
 use crate::domain::{EngagementAction, Placement};
 use crate::startup::{App, CampaignSpec};
@@ -46,9 +46,10 @@ pub async fn engage_seed(app: &App, seed: &SeedRow) -> Result<EngageReport, Scan
     let pool = app.store.pool();
     let now = app.clock.now();
     let candidates = store::ledger::engage_candidates(pool, seed.id, now - HORIZON_SECS).await?;
+    let can_reply = seed.record.smtp.is_some();
     let due: Vec<Due> = candidates
         .iter()
-        .filter_map(|c| due_actions(c, now))
+        .filter_map(|c| due_actions(c, now, can_reply))
         .collect();
     if due.is_empty() {
         return Ok(EngageReport::default());
@@ -60,12 +61,12 @@ pub async fn engage_seed(app: &App, seed: &SeedRow) -> Result<EngageReport, Scan
 }
 
 /// The actions of a candidate whose time has come and that are not recorded yet.
-fn due_actions(c: &EngageCandidate, now: i64) -> Option<Due> {
+/// Replies are planned only for seeds that can send (`can_reply`: the seed has SMTP).
+fn due_actions(c: &EngageCandidate, now: i64, can_reply: bool) -> Option<Due> {
     let spec: CampaignSpec = serde_json::from_str(&c.plan).ok()?;
     let p = &c.placement.record;
     let seen = p.seen_at?;
-    // Replies come with the seeds' SMTP (not yet): none are planned.
-    let planned = decide::plan(&p.message_id, p.placement, &spec.plan.rates, false);
+    let planned = decide::plan(&p.message_id, p.placement, &spec.plan.rates, can_reply);
     let actions: Vec<EngagementAction> = planned
         .iter()
         .filter(|a| seen + a.after_secs <= now && !c.done.contains(&a.action))
@@ -168,6 +169,13 @@ async fn act(
                 .await?;
             }
         }
+        // Replies read the message where it is now, before any move.
+        let reply = set_of(EngagementAction::Reply);
+        if !reply.is_empty() {
+            let (new, old) = queue_replies(app, seed, session, &reply).await?;
+            report.performed += new;
+            report.recognised += old;
+        }
         let rescue = set_of(EngagementAction::Rescue);
         if !rescue.is_empty() {
             if in_spam {
@@ -217,6 +225,84 @@ async fn act(
         }
     }
     Ok(report)
+}
+
+/// Reads the messages (in the selected folder) and queues the seed's reply to each, with its
+/// `reply` event, in one transaction per reply. Returns (queued now, queued before).
+async fn queue_replies(
+    app: &App,
+    seed: &SeedRow,
+    session: &mut Session,
+    items: &[(&Due, u32)],
+) -> Result<(usize, usize), ScanError> {
+    let pool = app.store.pool();
+    let fetches: Vec<_> = session
+        .uid_fetch(uid_set(items), "(UID BODY.PEEK[])")
+        .await
+        .map_err(ImapError::from)?
+        .try_collect()
+        .await
+        .map_err(ImapError::from)?;
+    let (mut new, mut old) = (0, 0);
+    for (d, uid) in items {
+        let Some(raw) = fetches
+            .iter()
+            .find(|f| f.uid == Some(*uid))
+            .and_then(|f| f.body())
+        else {
+            continue;
+        };
+        let Some(sent) = store::outbox::get_by_message_id(pool, &d.message_id).await? else {
+            continue;
+        };
+        let parsed = mail_parser::MessageParser::default().parse(raw);
+        let text = parsed
+            .as_ref()
+            .and_then(|m| m.body_text(0))
+            .map(|t| t.into_owned())
+            .unwrap_or_default();
+        let from = parsed
+            .as_ref()
+            .and_then(|m| m.from())
+            .and_then(|a| a.first())
+            .map(|a| match (a.name(), a.address()) {
+                (Some(n), Some(e)) => format!("{n} <{e}>"),
+                (None, Some(e)) => e.to_owned(),
+                _ => String::new(),
+            })
+            .unwrap_or_default();
+        let date = parsed
+            .as_ref()
+            .and_then(|m| m.date())
+            .map(|d| d.to_rfc822());
+        let original = reply::Original {
+            message_id: &d.message_id,
+            from: &from,
+            date: date.as_deref(),
+            text: &text,
+        };
+        let now = app.clock.now();
+        let new_reply = store::replies::NewReply {
+            campaign_id: sent.campaign_id,
+            seed_id: seed.id,
+            placement_id: d.placement_id,
+            message_id: reply::message_id(&d.message_id, &seed.record.address),
+            subject: reply::subject(&sent.subject),
+            in_reply_to: d.message_id.clone(),
+            body: reply::body(&original, &seed.record.address),
+            run_at: now,
+        };
+        let mut tx = app.store.begin().await?;
+        let queued = store::replies::queue(&mut tx, &new_reply, now).await?;
+        tx.commit().await.map_err(store::StoreError::from)?;
+        if queued {
+            tracing::info!(seed = %seed.record.address, original = %d.message_id, reply = %new_reply.message_id, "reply queued");
+            new += 1;
+        } else {
+            old += 1;
+        }
+    }
+    Ok((new, old))
 }
 
 /// `(Message-ID without brackets, UID)` of every marked message in the selected folder.

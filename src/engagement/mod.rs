@@ -7,4 +7,8 @@ pub mod folders;
 pub mod headers;
 pub mod imap;
 pub mod login;
+pub mod reply;
+pub mod retention;
 pub mod scan;
+pub mod sender_scan;
+pub mod upkeep;

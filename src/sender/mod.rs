@@ -6,6 +6,7 @@ pub mod content;
 pub mod dkim;
 pub mod message;
 pub mod reconcile;
+pub mod replies;
 pub mod template;
 pub mod transport;
 
@@ -699,20 +700,8 @@ impl Dispatcher {
         let transport = match cached {
             Some(t) => t,
             None => {
-                let auth = match &s.smtp.secret {
-                    crate::secrets::SecretRef::OAuth2(oauth) => transport::SmtpAuth::XOAuth2 {
-                        username: s.smtp.username.clone(),
-                        grant: crate::oauth2::Grant {
-                            oauth: Arc::new((**oauth).clone()),
-                            cache: self.app.tokens.clone(),
-                            key: self.app.key.clone(),
-                        },
-                    },
-                    secret => {
-                        let password = secret.resolve(&self.app.key).map_err(|e| setup(&e))?;
-                        transport::SmtpAuth::password(&s.smtp, Some(&password))
-                    }
-                };
+                let auth =
+                    transport::SmtpAuth::for_endpoint(&self.app, &s.smtp).map_err(|e| setup(&e))?;
                 let t = transport::build_with(
                     &s.smtp,
                     &s.helo,

@@ -66,6 +66,25 @@ pub enum SmtpAuth {
 }
 
 impl SmtpAuth {
+    /// How `endpoint` logs in: XOAUTH2 with its grant (tokens from `app`'s cache), else
+    /// PLAIN/LOGIN with its resolved password.
+    pub fn for_endpoint(
+        app: &crate::startup::App,
+        endpoint: &Endpoint,
+    ) -> Result<Self, crate::secrets::SecretError> {
+        Ok(match &endpoint.secret {
+            crate::secrets::SecretRef::OAuth2(oauth) => SmtpAuth::XOAuth2 {
+                username: endpoint.username.clone(),
+                grant: crate::oauth2::Grant {
+                    oauth: Arc::new((**oauth).clone()),
+                    cache: app.tokens.clone(),
+                    key: app.key.clone(),
+                },
+            },
+            secret => SmtpAuth::password(endpoint, Some(&secret.resolve(&app.key)?)),
+        })
+    }
+
     /// PLAIN/LOGIN with the endpoint's username, or nothing for an empty password.
     pub fn password(endpoint: &Endpoint, password: Option<&SecretString>) -> Self {
         match password.filter(|p| !p.expose_secret().is_empty()) {

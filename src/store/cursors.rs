@@ -1,4 +1,5 @@
-//! IMAP cursors: how far each seed folder has been read (UIDVALIDITY + highest UID seen).
+//! IMAP cursors: how far each seed folder (and each folder of a sender's own mailbox, read
+//! for replies) has been read (UIDVALIDITY + highest UID seen).
 
 use sqlx::{Any, Executor};
 
@@ -54,6 +55,62 @@ where
            updated_at = excluded.updated_at",
     )
     .bind(seed_id)
+    .bind(folder)
+    .bind(uidvalidity)
+    .bind(last_uid)
+    .bind(now)
+    .execute(ex)
+    .await?;
+    Ok(())
+}
+
+/// The cursor of a folder of a sender's own mailbox.
+pub async fn get_sender<'c, E>(
+    ex: E,
+    sender_id: i64,
+    folder: &str,
+) -> Result<Option<ImapCursor>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    sqlx::query(
+        "SELECT uidvalidity, last_uid, updated_at FROM sender_cursors \
+         WHERE sender_id = $1 AND folder = $2",
+    )
+    .bind(sender_id)
+    .bind(folder)
+    .fetch_optional(ex)
+    .await?
+    .map(|r| {
+        Ok(ImapCursor {
+            uidvalidity: row::int(&r, "uidvalidity")?,
+            last_uid: row::int(&r, "last_uid")?,
+            updated_at: row::int(&r, "updated_at")?,
+        })
+    })
+    .transpose()
+}
+
+/// Stores the cursor of (sender, folder), replacing the previous one.
+pub async fn set_sender<'c, E>(
+    ex: E,
+    sender_id: i64,
+    folder: &str,
+    uidvalidity: i64,
+    last_uid: i64,
+    now: i64,
+) -> Result<(), StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    sqlx::query(
+        "INSERT INTO sender_cursors (sender_id, folder, uidvalidity, last_uid, updated_at) \
+         VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (sender_id, folder) DO UPDATE SET \
+           uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, \
+           updated_at = excluded.updated_at",
+    )
+    .bind(sender_id)
     .bind(folder)
     .bind(uidvalidity)
     .bind(last_uid)

@@ -4,12 +4,15 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor};
 
-use crate::domain::EngagementAction;
+use crate::domain::{EngagementAction, Placement, SeedStatus, SendKind};
 
 use super::StoreError;
 use super::row;
 
 const TABLE: &str = "engagement_events";
+
+/// How far past the retention cutoff a seed is still visited for its old mail (14 days).
+pub const RETENTION_LOOKBACK_SECS: i64 = 14 * 86_400;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngagementRow {
@@ -63,6 +66,31 @@ where
     .iter()
     .map(decode)
     .collect()
+}
+
+/// Seeds (not disabled) holding warm-up mail first seen before `cutoff` (and after
+/// `cutoff - RETENTION_LOOKBACK_SECS`: mail the owner moved elsewhere is not looked for
+/// forever) that has not been deleted yet: the ones retention has work in. Ids, ascending.
+pub async fn seeds_with_mail_before<'c, E>(ex: E, cutoff: i64) -> Result<Vec<i64>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    Ok(sqlx::query_scalar(
+        "SELECT DISTINCT p.seed_id FROM placements p JOIN seeds s ON s.id = p.seed_id \
+         JOIN outbox o ON o.id = p.outbox_id \
+         WHERE s.status <> $1 AND o.kind = $2 AND p.placement <> $3 AND p.seen_at < $4 AND p.seen_at >= $6 \
+           AND NOT EXISTS (SELECT 1 FROM engagement_events e \
+                           WHERE e.placement_id = p.id AND e.action = $5) \
+         ORDER BY p.seed_id",
+    )
+    .bind(SeedStatus::Disabled.as_str())
+    .bind(SendKind::Warmup.as_str())
+    .bind(Placement::Missing.as_str())
+    .bind(cutoff)
+    .bind(EngagementAction::Delete.as_str())
+    .bind(cutoff - RETENTION_LOOKBACK_SECS)
+    .fetch_all(ex)
+    .await?)
 }
 
 fn decode(r: &AnyRow) -> Result<EngagementRow, StoreError> {

@@ -121,7 +121,7 @@ where
     super::seeds::awaiting_placement(ex).await
 }
 
-/// The campaign's ledger, in the order it was recorded.
+/// The campaign's ledger of warm-up messages (not replies), in the order it was recorded.
 pub async fn list_for_campaign<'c, E>(
     ex: E,
     campaign_id: i64,
@@ -133,9 +133,10 @@ where
         "SELECT ",
         placement_cols!(),
         " FROM placements p JOIN outbox o ON o.id = p.outbox_id \
-         WHERE o.campaign_id = $1 ORDER BY p.id"
+         WHERE o.campaign_id = $1 AND o.kind = $2 ORDER BY p.id"
     ))
     .bind(campaign_id)
+    .bind(SendKind::Warmup.as_str())
     .fetch_all(ex)
     .await?
     .iter()
@@ -175,9 +176,10 @@ where
     sqlx::query(
         "SELECT p.placement, COUNT(*) AS n \
          FROM placements p JOIN outbox o ON o.id = p.outbox_id \
-         WHERE o.campaign_id = $1 GROUP BY p.placement ORDER BY p.placement",
+         WHERE o.campaign_id = $1 AND o.kind = $2 GROUP BY p.placement ORDER BY p.placement",
     )
     .bind(campaign_id)
+    .bind(SendKind::Warmup.as_str())
     .fetch_all(ex)
     .await?
     .iter()
@@ -330,7 +332,7 @@ pub async fn engage_candidates(
         placement_cols!(),
         ", c.plan AS plan FROM placements p \
          JOIN outbox o ON o.id = p.outbox_id JOIN campaigns c ON c.id = o.campaign_id \
-         WHERE p.seed_id = $1 AND p.placement <> $2 AND p.seen_at >= $3 \
+         WHERE p.seed_id = $1 AND p.placement <> $2 AND p.seen_at >= $3 AND o.kind = $5 \
            AND NOT EXISTS (SELECT 1 FROM engagement_events e \
                            WHERE e.placement_id = p.id AND e.action = $4) \
          ORDER BY p.id"
@@ -339,6 +341,7 @@ pub async fn engage_candidates(
     .bind(Placement::Missing.as_str())
     .bind(since)
     .bind(EngagementAction::File.as_str())
+    .bind(SendKind::Warmup.as_str())
     .fetch_all(pool)
     .await?;
     let mut out = Vec::with_capacity(rows.len());
@@ -363,7 +366,8 @@ pub async fn seeds_to_engage(pool: &sqlx::AnyPool, since: i64) -> Result<Vec<i64
     use crate::domain::{EngagementAction, SeedStatus};
     let ids: Vec<i64> = sqlx::query_scalar(
         "SELECT DISTINCT p.seed_id FROM placements p JOIN seeds s ON s.id = p.seed_id \
-         WHERE s.status <> $1 AND p.placement <> $2 AND p.seen_at >= $3 \
+         JOIN outbox o ON o.id = p.outbox_id \
+         WHERE s.status <> $1 AND p.placement <> $2 AND p.seen_at >= $3 AND o.kind = $5 \
            AND NOT EXISTS (SELECT 1 FROM engagement_events e \
                            WHERE e.placement_id = p.id AND e.action = $4) \
          ORDER BY p.seed_id",
@@ -372,6 +376,7 @@ pub async fn seeds_to_engage(pool: &sqlx::AnyPool, since: i64) -> Result<Vec<i64
     .bind(Placement::Missing.as_str())
     .bind(since)
     .bind(EngagementAction::File.as_str())
+    .bind(SendKind::Warmup.as_str())
     .fetch_all(pool)
     .await?;
     Ok(ids)

@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod outbox_bulk;
 pub mod preflight;
 pub mod reconcile;
+pub mod replies;
 mod row;
 #[cfg(test)]
 mod schema_check;

@@ -83,7 +83,7 @@ macro_rules! claim_sql {
             $status,
             " = $4 AND id ",
             $open,
-            "SELECT id FROM outbox WHERE status = 'planned' AND run_at <= $5 \
+            "SELECT id FROM outbox WHERE status = 'planned' AND run_at <= $5 AND kind = $8 \
                AND +campaign_id IN (SELECT id FROM campaigns WHERE status = $7) \
                ORDER BY run_at, id LIMIT $6",
             $close,
@@ -231,6 +231,7 @@ fn claim_query<'q>(
         .bind(now)
         .bind(limit)
         .bind(CampaignStatus::Active.as_str())
+        .bind(SendKind::Warmup.as_str())
 }
 
 fn backend_of(conn: &AnyConnection) -> Backend {
@@ -250,7 +251,8 @@ fn placeholder(backend: Backend, n: usize) -> String {
     }
 }
 
-/// Rows still `sending` whose lease ended before `now`: their node died or hung mid-send.
+/// Warm-up rows still `sending` whose lease ended before `now`: their node died or hung
+/// mid-send. (Replies are settled by `sender::replies`.)
 pub async fn expired_sending<'c, E>(ex: E, now: i64) -> Result<Vec<OutboxRow>, StoreError>
 where
     E: Executor<'c, Database = Any>,
@@ -258,9 +260,11 @@ where
     sqlx::query(concat!(
         "SELECT ",
         outbox_cols!(),
-        " FROM outbox WHERE status = 'sending' AND lease_until < $1 ORDER BY lease_until, id"
+        " FROM outbox WHERE status = 'sending' AND lease_until < $1 AND kind = $2 \
+         ORDER BY lease_until, id"
     ))
     .bind(now)
+    .bind(SendKind::Warmup.as_str())
     .fetch_all(ex)
     .await?
     .iter()
@@ -462,17 +466,21 @@ where
     Ok(done.rows_affected() == 1)
 }
 
-/// Cancels the campaign's rows that are still `planned` (a pause or a stop). Returns how many.
+/// Cancels the campaign's warm-up rows that are still `planned` (a pause or a stop); a
+/// seed's reply is its own act and stays. Returns how many.
 pub async fn cancel_planned<'c, E>(ex: E, campaign_id: i64) -> Result<u64, StoreError>
 where
     E: Executor<'c, Database = Any>,
 {
-    let done = sqlx::query("UPDATE outbox SET status = $2 WHERE campaign_id = $1 AND status = $3")
-        .bind(campaign_id)
-        .bind(OutboxStatus::Cancelled.as_str())
-        .bind(OutboxStatus::Planned.as_str())
-        .execute(ex)
-        .await?;
+    let done = sqlx::query(
+        "UPDATE outbox SET status = $2 WHERE campaign_id = $1 AND status = $3 AND kind = $4",
+    )
+    .bind(campaign_id)
+    .bind(OutboxStatus::Cancelled.as_str())
+    .bind(OutboxStatus::Planned.as_str())
+    .bind(SendKind::Warmup.as_str())
+    .execute(ex)
+    .await?;
     Ok(done.rows_affected())
 }
 
@@ -596,7 +604,8 @@ where
     .await?)
 }
 
-/// How many of the campaign's rows are in each status (statuses with none are left out).
+/// How many of the campaign's warm-up rows are in each status (statuses with none are left
+/// out; replies are not counted).
 pub async fn count_by_status<'c, E>(
     ex: E,
     campaign_id: i64,
@@ -605,10 +614,11 @@ where
     E: Executor<'c, Database = Any>,
 {
     sqlx::query(
-        "SELECT status, COUNT(*) AS n FROM outbox WHERE campaign_id = $1 \
+        "SELECT status, COUNT(*) AS n FROM outbox WHERE campaign_id = $1 AND kind = $2 \
          GROUP BY status ORDER BY status",
     )
     .bind(campaign_id)
+    .bind(SendKind::Warmup.as_str())
     .fetch_all(ex)
     .await?
     .iter()

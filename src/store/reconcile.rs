@@ -3,7 +3,7 @@
 
 use sqlx::{Any, Executor};
 
-use crate::domain::OutboxStatus;
+use crate::domain::{OutboxStatus, SendKind};
 
 use super::StoreError;
 
@@ -42,7 +42,7 @@ where
 {
     Ok(sqlx::query_scalar(
         "SELECT COUNT(*) FROM outbox o JOIN campaigns c ON c.id = o.campaign_id \
-         WHERE c.sender_id = $1 AND ( \
+         WHERE c.sender_id = $1 AND o.kind = $6 AND ( \
            (o.status = $3 AND o.sent_at >= $4) \
            OR (o.status = $5 AND o.lease_owner <> $2 AND o.run_at >= $4 - 86400))",
     )
@@ -51,6 +51,7 @@ where
     .bind(OutboxStatus::Sent.as_str())
     .bind(since)
     .bind(OutboxStatus::Sending.as_str())
+    .bind(SendKind::Warmup.as_str())
     .fetch_one(ex)
     .await?)
 }
@@ -86,11 +87,12 @@ where
     E: Executor<'c, Database = Any>,
 {
     let done = sqlx::query(
-        "UPDATE outbox SET run_at = $2 WHERE status = 'planned' AND run_at < $2 \
+        "UPDATE outbox SET run_at = $2 WHERE status = 'planned' AND run_at < $2 AND kind = $3 \
            AND campaign_id IN (SELECT id FROM campaigns WHERE sender_id = $1)",
     )
     .bind(sender_id)
     .bind(until)
+    .bind(SendKind::Warmup.as_str())
     .execute(ex)
     .await?;
     Ok(done.rows_affected())

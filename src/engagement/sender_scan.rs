@@ -1,0 +1,173 @@
+//! The sender's own mailbox, read like a seed's: where did the seeds' replies land (inbox or
+//! spam)? Each reply found is recorded in the placement ledger once, under its own outbox row
+//! (kind `reply`, `in_reply_to` = the original), so the ledger links it to the message it
+//! answers. Incremental per folder (UIDVALIDITY + highest UID, in `sender_cursors`).
+
+use std::time::Duration;
+
+use futures::TryStreamExt as _;
+
+use super::folders::{self, FolderMap};
+use super::headers;
+use super::imap::{ImapError, Session};
+use super::scan::{ScanError, ScanReport};
+use crate::config::{FolderOverrides, guess_provider};
+use crate::domain::{Placement, SendKind};
+use crate::startup::App;
+use crate::store::{self, ledger::NewPlacement, senders::SenderRow};
+
+const IMAP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The folders of a sender mailbox (SPECIAL-USE, then common names).
+pub async fn discover(session: &mut Session) -> Result<FolderMap, ImapError> {
+    let names: Vec<_> = session
+        .list(Some(""), Some("*"))
+        .await?
+        .try_collect()
+        .await?;
+    let listed: Vec<_> = names.iter().map(folders::from_imap).collect();
+    Ok(folders::discover(
+        &listed,
+        crate::domain::Provider::Other,
+        &FolderOverrides::default(),
+    ))
+}
+
+/// Scans every sender that has replies awaiting placement. One sender's failure does not stop
+/// the others; each result is returned with the sender's name.
+pub async fn scan_pending(
+    app: &App,
+) -> Result<Vec<(String, Result<ScanReport, ScanError>)>, ScanError> {
+    let pool = app.store.pool();
+    let mut out = Vec::new();
+    for id in store::replies::senders_awaiting_placement(pool).await? {
+        let Some(sender) = store::senders::get(pool, id).await? else {
+            continue;
+        };
+        let r = scan_sender(app, &sender).await;
+        out.push((sender.record.name.clone(), r));
+    }
+    Ok(out)
+}
+
+/// Logs into the sender's mailbox (when it has IMAP) and records the replies found.
+pub async fn scan_sender(app: &App, sender: &SenderRow) -> Result<ScanReport, ScanError> {
+    let Some(endpoint) = &sender.record.imap else {
+        return Ok(ScanReport::default());
+    };
+    let mut session = super::login::open(app, endpoint, IMAP_TIMEOUT).await?;
+    let result = async {
+        let map = discover(&mut session).await?;
+        let mut report = ScanReport::default();
+        for (folder, class) in &map.scan {
+            scan_folder(app, sender, &mut session, folder, *class, &mut report).await?;
+            report.folders.push(folder.clone());
+        }
+        Ok(report)
+    }
+    .await;
+    let _ = session.logout().await;
+    result
+}
+
+async fn scan_folder(
+    app: &App,
+    sender: &SenderRow,
+    session: &mut Session,
+    folder: &str,
+    class: Placement,
+    report: &mut ScanReport,
+) -> Result<(), ScanError> {
+    let pool = app.store.pool();
+    let mailbox = session.select(folder).await.map_err(ImapError::from)?;
+    let uidvalidity = i64::from(mailbox.uid_validity.unwrap_or(0));
+    let after = store::cursors::get_sender(pool, sender.id, folder)
+        .await?
+        .filter(|c| c.uidvalidity == uidvalidity)
+        .map(|c| c.last_uid)
+        .unwrap_or(0);
+    let mut high = after;
+    if let Some(next) = mailbox.uid_next {
+        high = high.max(i64::from(next) - 1);
+    }
+    if mailbox.exists > 0 {
+        let query = format!("UID {}:* HEADER {} \"\"", after + 1, app.marker.header());
+        let mut uids: Vec<u32> = session
+            .uid_search(&query)
+            .await
+            .map_err(ImapError::from)?
+            .into_iter()
+            .filter(|u| i64::from(*u) > after)
+            .collect();
+        uids.sort_unstable();
+        if let Some(last) = uids.last() {
+            high = high.max(i64::from(*last));
+        }
+        if !uids.is_empty() {
+            let set = uids
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let fetches: Vec<_> = session
+                .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[HEADER])")
+                .await
+                .map_err(ImapError::from)?
+                .try_collect()
+                .await
+                .map_err(ImapError::from)?;
+            for f in &fetches {
+                let Some(raw) = f.header() else { continue };
+                let seen = headers::parse(raw, app.marker.header());
+                let (Some(message_id), Some(mark)) = (&seen.message_id, &seen.mark) else {
+                    continue;
+                };
+                if !app.marker.verify(message_id, mark) {
+                    report.forged += 1;
+                    continue;
+                }
+                // Only replies of this sender's own campaigns.
+                let Some(sent) = store::outbox::get_by_message_id(pool, message_id).await? else {
+                    continue;
+                };
+                if sent.kind != SendKind::Reply
+                    || store::replies::sender_of(pool, sent.id).await? != Some(sender.id)
+                {
+                    continue;
+                }
+                report.found += 1;
+                let now = app.clock.now();
+                let arrived = f.internal_date().map(|d| d.timestamp()).unwrap_or(now);
+                let verdicts = seen
+                    .auth_results
+                    .first()
+                    .map(|v| headers::auth_verdicts(v))
+                    .unwrap_or_default();
+                let placement = NewPlacement {
+                    outbox_id: sent.id,
+                    // The seed that replied.
+                    seed_id: sent.seed_id,
+                    message_id: message_id.clone(),
+                    placement: class,
+                    folder: Some(folder.to_owned()),
+                    provider: guess_provider(sender.record.address.domain().as_str()),
+                    seen_at: Some(now),
+                    latency_secs: Some((arrived - sent.sent_at.unwrap_or(sent.run_at)).max(0)),
+                    auth_spf: verdicts.spf,
+                    auth_dkim: verdicts.dkim,
+                    auth_dmarc: verdicts.dmarc,
+                    auth_results: (!seen.auth_results.is_empty())
+                        .then(|| seen.auth_results.join("\n")),
+                    imap_uidvalidity: Some(uidvalidity),
+                    imap_uid: f.uid.map(i64::from),
+                };
+                if store::ledger::record(pool, &placement, now).await? {
+                    report.recorded += 1;
+                    tracing::info!(sender = %sender.record.name, %message_id, placement = %class, folder, "reply placement recorded");
+                }
+            }
+        }
+    }
+    store::cursors::set_sender(pool, sender.id, folder, uidvalidity, high, app.clock.now()).await?;
+    Ok(())
+}
