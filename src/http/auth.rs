@@ -56,6 +56,32 @@ impl Tokens {
     }
 }
 
+impl Tokens {
+    /// Which token `presented` is (its index), comparing every one in constant time.
+    pub(super) fn position(&self, presented: &[u8]) -> Option<usize> {
+        let d = digest(presented);
+        self.0.iter().enumerate().fold(None, |found, (i, t)| {
+            if constant_time_eq(t, &d) {
+                Some(i)
+            } else {
+                found
+            }
+        })
+    }
+
+    /// The tokens' digests: the keys the dashboard signs its sessions with (so removing a
+    /// token from the config ends the sessions opened with it).
+    pub(super) fn digests(&self) -> &[[u8; 32]] {
+        &self.0
+    }
+}
+
+/// Whether two secrets are equal, in time that depends on neither (both hashed first, so
+/// lengths may differ).
+pub(super) fn secrets_equal(a: &[u8], b: &[u8]) -> bool {
+    constant_time_eq(&digest(a), &digest(b))
+}
+
 fn digest(b: &[u8]) -> [u8; 32] {
     Sha256::digest(b).into()
 }
@@ -138,6 +164,9 @@ mod tests {
         assert!(!t.accepts(b"first-token-012345678"));
         assert!(!t.accepts(b""));
         assert!(!Tokens::default().accepts(b"anything"));
+        assert_eq!(t.position(b"second-token-0123456789"), Some(1));
+        assert_eq!(t.position(b"third"), None);
+        assert!(secrets_equal(b"abc", b"abc") && !secrets_equal(b"abc", b"abcd"));
     }
 
     #[test]

@@ -128,23 +128,7 @@ pub async fn pause(
     State(st): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
-    let c = find(&st, id).await?;
-    let moved = store::campaigns::transition(
-        st.app.store.pool(),
-        id,
-        &[CampaignStatus::Active],
-        CampaignStatus::Paused,
-        Some(PauseReason::Manual),
-        Some("paused through the API"),
-        st.app.clock.now(),
-    )
-    .await?;
-    if !moved {
-        let c = find(&st, id).await?;
-        return Err(invalid_state(&c, "only an active campaign can be paused"));
-    }
-    tracing::info!(campaign = %c.name, "campaign paused through the API");
-    let c = find(&st, id).await?;
+    let c = pause_campaign(&st, id, Via::Api).await?;
     Ok(Json(json!({ "campaign": CampaignView::from(&c) })))
 }
 
@@ -152,13 +136,58 @@ pub async fn resume(
     State(st): State<AppState>,
     ApiPath(id): ApiPath<i64>,
 ) -> ApiResult<Json<Value>> {
-    let c = find(&st, id).await?;
+    resume_campaign(&st, id, Via::Api).await?;
+    lifecycle_answer(&st, id).await
+}
+
+/// Where a person changed a campaign's state: said in its pause detail and in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Via {
+    Api,
+    Dashboard,
+}
+
+impl Via {
+    fn as_str(self) -> &'static str {
+        match self {
+            Via::Api => "the API",
+            Via::Dashboard => "the dashboard",
+        }
+    }
+}
+
+/// A manual pause of an active campaign. The API and the dashboard both call this.
+pub(super) async fn pause_campaign(st: &AppState, id: i64, via: Via) -> ApiResult<CampaignRow> {
+    let c = find(st, id).await?;
+    let detail = format!("paused through {}", via.as_str());
+    let moved = store::campaigns::transition(
+        st.app.store.pool(),
+        id,
+        &[CampaignStatus::Active],
+        CampaignStatus::Paused,
+        Some(PauseReason::Manual),
+        Some(&detail),
+        st.app.clock.now(),
+    )
+    .await?;
+    if !moved {
+        let c = find(st, id).await?;
+        return Err(invalid_state(&c, "only an active campaign can be paused"));
+    }
+    tracing::info!(campaign = %c.name, via = via.as_str(), "campaign paused");
+    find(st, id).await
+}
+
+/// Resumes a paused campaign once its sender passes preflight (whatever the pause reason).
+/// The API and the dashboard both call this; the caller plans today's sends after it.
+pub(super) async fn resume_campaign(st: &AppState, id: i64, via: Via) -> ApiResult<CampaignRow> {
+    let c = find(st, id).await?;
     if c.status != CampaignStatus::Paused {
         return Err(invalid_state(&c, "only a paused campaign can be resumed"));
     }
     // Whatever the reason, the identity must pass before mail flows again; for a preflight
     // pause this passing run is what lifts it.
-    gate(&st, &c, "resume").await?;
+    gate(st, &c, "resume").await?;
     let moved = store::campaigns::transition(
         st.app.store.pool(),
         id,
@@ -170,28 +199,33 @@ pub async fn resume(
     )
     .await?;
     if !moved {
-        let c = find(&st, id).await?;
+        let c = find(st, id).await?;
         return Err(invalid_state(&c, "it changed while preflight ran"));
     }
-    tracing::info!(campaign = %c.name, reason = ?c.pause_reason, "campaign resumed through the API");
-    lifecycle_answer(&st, id).await
+    tracing::info!(campaign = %c.name, reason = ?c.pause_reason, via = via.as_str(), "campaign resumed");
+    find(st, id).await
 }
 
 /// The campaign after a start or resume, with what the scheduler planned for today.
 async fn lifecycle_answer(st: &AppState, id: i64) -> ApiResult<Json<Value>> {
-    // The state change is done; a planning failure is logged and retried by the scheduler's
-    // own tick, so it does not turn the answer into an error.
-    let planned = match crate::scheduler::run_once(&st.app).await {
+    let planned = plan_today(st).await;
+    let c = find(st, id).await?;
+    Ok(Json(
+        json!({ "campaign": CampaignView::from(&c), "planned_today": planned }),
+    ))
+}
+
+/// Plans today's sends after a start or resume. The state change is done; a planning failure
+/// is logged and retried by the scheduler's own tick, so it does not turn the answer into an
+/// error.
+pub(super) async fn plan_today(st: &AppState) -> Option<usize> {
+    match crate::scheduler::run_once(&st.app).await {
         Ok(n) => Some(n),
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "planning after a lifecycle change failed; the scheduler retries");
             None
         }
-    };
-    let c = find(st, id).await?;
-    Ok(Json(
-        json!({ "campaign": CampaignView::from(&c), "planned_today": planned }),
-    ))
+    }
 }
 
 /// Runs preflight for the campaign's sender; a failing or unverifiable identity refuses.
@@ -220,7 +254,7 @@ fn invalid_state(c: &CampaignRow, why: &str) -> ApiError {
     )
 }
 
-async fn find(st: &AppState, id: i64) -> ApiResult<CampaignRow> {
+pub(super) async fn find(st: &AppState, id: i64) -> ApiResult<CampaignRow> {
     store::campaigns::get(st.app.store.pool(), id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("campaign {id}")))

@@ -9,6 +9,7 @@
 //! - `senders.rs`, `seeds.rs`, `campaigns.rs`, `preflight.rs`, `ledger.rs`: `/api/v1/…`
 //! - `views.rs`: the JSON shapes of rows (secrets shown as their kind only)
 //! - `metrics.rs`: `/metrics`; `openapi.rs`: `/openapi.json`
+//! - `ui/`: the web dashboard under `/ui/` (HTML, its own session login and CSRF checks)
 
 pub mod auth;
 mod campaigns;
@@ -19,6 +20,7 @@ pub mod openapi;
 mod preflight;
 mod seeds;
 mod senders;
+pub mod ui;
 mod views;
 
 use std::net::SocketAddr;
@@ -166,7 +168,11 @@ pub fn router(state: AppState) -> Router {
         state.tokens.clone(),
         auth::require_token,
     ));
-    open.merge(protected).fallback(not_found).with_state(state)
+    let dashboard = ui::router(&state);
+    open.merge(protected)
+        .merge(dashboard)
+        .fallback(not_found)
+        .with_state(state)
 }
 
 async fn not_found() -> errors::ApiError {
