@@ -336,7 +336,20 @@ async fn chart_fixture(app: &App, campaign_id: i64, tag: &str) {
             .unwrap();
         }
     }
+    // The first message was deferred once before it went out.
+    sqlx::query(
+        "UPDATE outbox SET last_error = $1, attempts = 1 \
+         WHERE id = (SELECT MIN(id) FROM outbox WHERE campaign_id = $2)",
+    )
+    .bind(DEFERRED)
+    .bind(campaign_id)
+    .execute(pool)
+    .await
+    .unwrap();
 }
+
+/// A relay's deferral, as the sender records it (with markup-like text to escape).
+const DEFERRED: &str = "451 4.7.1 <greylisted> try again later";
 
 // ---------------------------------------------------------------------------------------
 // Tests through the router
@@ -456,6 +469,10 @@ async fn pages_render_with_charts_and_escape_names(mut c: Client) {
     assert!(p.text.contains("&lt;i&gt;AUTHENTICATIONFAILED&lt;/i&gt;"));
     assert!(p.text.contains("badge s-broken"));
     assert!(p.text.contains("box@outlook.test"));
+    assert!(
+        p.text
+            .contains("451 4.7.1 &lt;greylisted&gt; try again later")
+    );
 
     // A sender's preflight: a refused start stores a run; its checks show with fixes.
     let r = c
@@ -786,10 +803,24 @@ async fn chromium_logs_in_sees_charts_pauses_and_resumes() {
         .await
         .unwrap()
         .unwrap();
-    store::campaigns::set_status(&pool, camp.id, CampaignStatus::Active, None, None, 1)
+    let now = app.clock.now();
+    store::campaigns::set_status(&pool, camp.id, CampaignStatus::Active, None, None, now)
         .await
         .unwrap();
     chart_fixture(&app, camp.id, "chromium").await;
+    let yahoo = store::seeds::get_by_address(&pool, &"spam1@yahoo.test".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    store::seeds::set_status(
+        &pool,
+        yahoo.id,
+        SeedStatus::Broken,
+        Some("IMAP login refused: [AUTHENTICATIONFAILED] Authentication failed."),
+        now,
+    )
+    .await
+    .unwrap();
 
     // The real server, as `hearth serve` runs it (HTTP only: no workers, so the data stays).
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -861,6 +892,7 @@ async fn chromium_logs_in_sees_charts_pauses_and_resumes() {
         b.screenshot(&artifacts().join("preflight.png")).await;
         b.goto(&format!("{base}/ui/seeds")).await;
         assert_eq!(b.find_all("#seeds tbody tr").await.len(), 6);
+        assert_eq!(b.find_all("#seeds .s-broken").await.len(), 1);
         b.screenshot(&artifacts().join("seeds.png")).await;
     })
     .catch_unwind()

@@ -33,8 +33,24 @@ impl Series {
     }
 }
 
-const WIDTH: f64 = 760.0;
-const HEIGHT: f64 = 260.0;
+/// The drawing area of a chart, in SVG units (the page scales the whole picture to its box,
+/// so a chart shown half as wide gets a frame half as wide to keep its labels legible).
+#[derive(Debug, Clone, Copy)]
+struct Frame {
+    width: f64,
+    height: f64,
+}
+
+/// The ramp: full page width.
+const WIDE: Frame = Frame {
+    width: 760.0,
+    height: 260.0,
+};
+/// A provider's placement: two side by side.
+const HALF: Frame = Frame {
+    width: 440.0,
+    height: 240.0,
+};
 const LEFT: f64 = 52.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 16.0;
@@ -44,12 +60,18 @@ const MAX_X_LABELS: usize = 10;
 /// A chart never spans more days than this (a year and a day), whatever the series hold.
 const MAX_DAYS: i64 = 366;
 
-fn plot_w() -> f64 {
-    WIDTH - LEFT - RIGHT
-}
+impl Frame {
+    fn plot_w(self) -> f64 {
+        self.width - LEFT - RIGHT
+    }
 
-fn plot_h() -> f64 {
-    HEIGHT - TOP - BOTTOM
+    fn plot_h(self) -> f64 {
+        self.height - TOP - BOTTOM
+    }
+
+    fn view_box(self) -> String {
+        format!("0 0 {} {}", self.width, self.height)
+    }
 }
 
 /// Every day from the first to the last point of any series (the last [`MAX_DAYS`] of them).
@@ -110,14 +132,14 @@ fn legend(series: &[Series]) -> Markup {
     }
 }
 
-fn x_axis(days: &[NaiveDate], band: f64) -> Markup {
+fn x_axis(f: Frame, days: &[NaiveDate], band: f64) -> Markup {
     let show = labelled(days.len());
     html! {
-        line x1=(LEFT) y1=(TOP + plot_h()) x2=(LEFT + plot_w()) y2=(TOP + plot_h()) stroke="#555" {}
+        line x1=(LEFT) y1=(TOP + f.plot_h()) x2=(LEFT + f.plot_w()) y2=(TOP + f.plot_h()) stroke="#555" {}
         @for (i, d) in days.iter().enumerate() {
             @if show(i) {
                 @let x = LEFT + band * (i as f64 + 0.5);
-                @let y = TOP + plot_h() + 14.0;
+                @let y = TOP + f.plot_h() + 14.0;
                 text.xlabel x=(format!("{x:.1}")) y=(y) text-anchor="end"
                     transform=(format!("rotate(-35 {x:.1} {y})")) { (d.format("%m-%d")) }
             }
@@ -126,11 +148,11 @@ fn x_axis(days: &[NaiveDate], band: f64) -> Markup {
 }
 
 /// Horizontal grid lines and labels for `ticks` (value, label), scaled to `max`.
-fn y_axis(ticks: &[(f64, String)], max: f64) -> Markup {
+fn y_axis(f: Frame, ticks: &[(f64, String)], max: f64) -> Markup {
     html! {
         @for (v, label) in ticks {
-            @let y = TOP + plot_h() * (1.0 - v / max);
-            line x1=(LEFT) y1=(format!("{y:.1}")) x2=(LEFT + plot_w()) y2=(format!("{y:.1}")) stroke="#ddd" {}
+            @let y = TOP + f.plot_h() * (1.0 - v / max);
+            line x1=(LEFT) y1=(format!("{y:.1}")) x2=(LEFT + f.plot_w()) y2=(format!("{y:.1}")) stroke="#ddd" {}
             text.ylabel x=(LEFT - 6.0) y=(format!("{:.1}", y + 4.0)) text-anchor="end" { (label) }
         }
     }
@@ -153,19 +175,20 @@ pub fn line_chart(title: &str, y_label: &str, series: &[Series]) -> Markup {
         .take_while(|v| *v <= max + 1e-9)
         .map(|v| (v, fmt_num(v)))
         .collect();
-    let band = plot_w() / days.len() as f64;
+    let f = WIDE;
+    let band = f.plot_w() / days.len() as f64;
     let x = |i: usize| LEFT + band * (i as f64 + 0.5);
-    let y = |v: f64| TOP + plot_h() * (1.0 - v / max);
+    let y = |v: f64| TOP + f.plot_h() * (1.0 - v / max);
     html! {
         figure.chart {
             figcaption { (title) }
-            svg.linechart xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) }
+            svg.linechart xmlns="http://www.w3.org/2000/svg" viewBox=(f.view_box())
                 role="img" aria-label=(title) {
                 title { (title) }
-                (y_axis(&ticks, max))
-                text.ylabel x="12" y=(TOP + plot_h() / 2.0) text-anchor="middle"
-                    transform=(format!("rotate(-90 12 {})", TOP + plot_h() / 2.0)) { (y_label) }
-                (x_axis(&days, band))
+                (y_axis(f, &ticks, max))
+                text.ylabel x="12" y=(TOP + f.plot_h() / 2.0) text-anchor="middle"
+                    transform=(format!("rotate(-90 12 {})", TOP + f.plot_h() / 2.0)) { (y_label) }
+                (x_axis(f, &days, band))
                 @for s in series {
                     @let pts: Vec<(usize, f64)> = days.iter().enumerate()
                         .filter_map(|(i, d)| s.value_on(*d).map(|v| (i, v))).collect();
@@ -197,16 +220,17 @@ pub fn share_chart(title: &str, series: &[Series]) -> Markup {
         .into_iter()
         .map(|v| (v, format!("{v:.0} %")))
         .collect();
-    let band = plot_w() / days.len() as f64;
+    let f = HALF;
+    let band = f.plot_w() / days.len() as f64;
     let bar = (band * 0.8).max(1.0);
     html! {
         figure.chart {
             figcaption { (title) }
-            svg.sharechart xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (WIDTH) " " (HEIGHT) }
+            svg.sharechart xmlns="http://www.w3.org/2000/svg" viewBox=(f.view_box())
                 role="img" aria-label=(title) {
                 title { (title) }
-                (y_axis(&ticks, 100.0))
-                (x_axis(&days, band))
+                (y_axis(f, &ticks, 100.0))
+                (x_axis(f, &days, band))
                 @for (i, day) in days.iter().enumerate() {
                     @let counts: Vec<f64> = series.iter().map(|s| s.value_on(*day).unwrap_or(0.0)).collect();
                     @let total: f64 = counts.iter().sum();
@@ -216,8 +240,8 @@ pub fn share_chart(title: &str, series: &[Series]) -> Markup {
                             @for (k, segment) in stack(&counts, total).into_iter().enumerate() {
                                 @if let Some((from, share)) = segment {
                                     rect x=(format!("{x:.1}")) width=(format!("{bar:.1}"))
-                                        y=(format!("{:.1}", TOP + plot_h() * (1.0 - from - share)))
-                                        height=(format!("{:.1}", plot_h() * share))
+                                        y=(format!("{:.1}", TOP + f.plot_h() * (1.0 - from - share)))
+                                        height=(format!("{:.1}", f.plot_h() * share))
                                         fill=(series[k].color) {
                                         title {
                                             (day) " " (series[k].label) ": " (fmt_num(counts[k]))
