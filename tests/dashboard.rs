@@ -846,7 +846,7 @@ async fn chromium_logs_in_sees_charts_pauses_and_resumes() {
         let field = b.find("input#token").await;
         b.type_into(&field, TOKEN).await;
         b.click(&b.find("form.login button").await).await;
-        assert_eq!(b.url().await, format!("{base}/ui/campaigns/{}", camp.id));
+        b.wait_for_url(&format!("/ui/campaigns/{}", camp.id)).await;
 
         // The charts rendered: the ramp's two lines, a stacked chart per provider.
         assert_eq!(b.find_all("svg.linechart polyline").await.len(), 2);
@@ -861,6 +861,7 @@ async fn chromium_logs_in_sees_charts_pauses_and_resumes() {
 
         // Pause, then resume (which runs preflight against the lab).
         b.click(&b.find("button.pause").await).await;
+        b.wait_for_url("?done=paused").await;
         assert_eq!(b.text(&b.find("#status").await).await, "paused");
         assert_eq!(b.text(&b.find("#flash").await).await, "Paused.");
         let c = store::campaigns::get(&pool, camp.id)
@@ -870,6 +871,7 @@ async fn chromium_logs_in_sees_charts_pauses_and_resumes() {
         assert_eq!(c.pause_reason, Some(PauseReason::Manual));
         b.screenshot(&artifacts().join("campaign-paused.png")).await;
         b.click(&b.find("button.resume").await).await;
+        b.wait_for_url("?done=resumed").await;
         assert_eq!(
             b.text(&b.find("#status").await).await,
             "active",

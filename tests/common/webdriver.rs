@@ -157,6 +157,21 @@ impl Browser {
         v["value"].as_str().unwrap().to_owned()
     }
 
+    /// Waits (up to 30 s: a resume runs preflight first) until the page's URL ends with
+    /// `suffix`: a click that submits a form returns before the next page has loaded.
+    pub async fn wait_for_url(&self, suffix: &str) {
+        for _ in 0..300 {
+            if self.url().await.ends_with(suffix) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the browser never reached …{suffix}; it is at {}",
+            self.url().await
+        );
+    }
+
     pub async fn source(&self) -> String {
         let v = self.call("GET", &self.at("/source"), None).await;
         v["value"].as_str().unwrap().to_owned()
