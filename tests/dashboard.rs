@@ -505,6 +505,15 @@ async fn pages_render_with_charts_and_escape_names(mut c: Client) {
     let p = c.get("/ui/campaigns/999999").await;
     assert_eq!(p.status, StatusCode::NOT_FOUND);
     assert!(p.text.contains("campaign 999999 not found"));
+    let p = c.get("/ui/nowhere").await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    assert!(p.content_type.starts_with("text/html"));
+    // A mistyped period shows the default one.
+    let p = c
+        .get(&format!("/ui/campaigns/{}?days=week", declared.id))
+        .await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert_eq!(p.text.matches("<circle").count(), 14);
 }
 
 async fn forms_need_the_csrf_token(mut c: Client) {

@@ -35,6 +35,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/ui/senders/{id}", get(pages::sender))
         .route("/ui/seeds", get(pages::seeds))
         .route("/ui/logout", post(session::logout))
+        .route("/ui/{*rest}", get(pages::not_found))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             session::require_session,

@@ -141,7 +141,8 @@ pub async fn campaigns(
 
 #[derive(Debug, Deserialize)]
 pub struct CampaignQuery {
-    days: Option<i64>,
+    /// Text, so that a mistyped `?days=` shows the default period rather than an error.
+    days: Option<String>,
     done: Option<String>,
 }
 
@@ -156,7 +157,8 @@ pub async fn campaign(
         Some("resumed") => Some(Flash::Done("Resumed: preflight passed.".into())),
         _ => None,
     };
-    campaign_page(&st, &csrf, id, q.days, flash).await
+    let days = q.days.and_then(|d| d.trim().parse().ok());
+    campaign_page(&st, &csrf, id, days, flash).await
 }
 
 /// A message at the top of a page: what a form did, or why it could not.
@@ -340,4 +342,9 @@ pub async fn seeds(
         }
     };
     Ok(layout("Seeds", &csrf, !st.tokens.is_empty(), body))
+}
+
+/// Any other path under `/ui/`.
+pub async fn not_found() -> UiError {
+    UiError::new(StatusCode::NOT_FOUND, "There is no such page.")
 }
