@@ -672,6 +672,12 @@ async fn tokens_require_a_login(mut c: Client) {
     let p = c.get("/ui/seeds").await;
     assert_eq!(p.status, StatusCode::OK);
     assert!(p.text.contains("Log out"));
+    let p = c.get("/ui/login").await;
+    assert_eq!(
+        (p.status, p.location.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/ui/")),
+        "logged in already"
+    );
     // With the session, forms still need the CSRF field.
     let p = c.post(&pause, &[]).await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);

@@ -117,6 +117,7 @@ a { color:var(--accent); }
 .flash { padding:.6rem .8rem; border-radius:.3rem; background:#e3f2fd; border:1px solid #90caf9; }
 .flash.error { background:#fdecea; border-color:#f5a3a3; }
 form.inline { display:inline; }
+.actions { margin:.5rem 0 1rem; }
 button { font:inherit; padding:.3rem .9rem; border-radius:.3rem; border:1px solid #8a97a3; background:#fff; cursor:pointer; }
 button.pause { border-color:#c77700; color:#8a5200; } button.resume { border-color:#2e7d32; color:#1b5e20; }
 .facts { display:grid; grid-template-columns:max-content 1fr; gap:.2rem 1rem; margin:.5rem 0 1rem; }

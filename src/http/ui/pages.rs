@@ -210,7 +210,7 @@ pub async fn campaign_page(
             dt { "Inbox share" } dd { (inbox_share(&counts)) }
             dt { "Source" } dd { (c.source) }
         }
-        p { (lifecycle_form(&c, csrf)) }
+        div.actions { (lifecycle_form(&c, csrf)) }
         h2 { "Ramp" }
         (charts::line_chart(&ramp_title, "messages", &[planned, sent]))
         h2 { "Placement per provider" }

@@ -253,10 +253,13 @@ fn login_form(csrf: &str, next: &str, problem: Option<&str>) -> maud::Markup {
 pub async fn login_page(
     State(st): State<AppState>,
     axum::Extension(Csrf(csrf)): axum::Extension<Csrf>,
+    headers: HeaderMap,
     axum::extract::Query(q): axum::extract::Query<LoginQuery>,
 ) -> Response {
     let next = safe_next(q.next.as_deref());
-    if st.tokens.is_empty() {
+    let logged_in =
+        cookie(&headers, SESSION_COOKIE).is_some_and(|v| session_valid(&st.tokens, v, now()));
+    if st.tokens.is_empty() || logged_in {
         return Redirect::to(next).into_response();
     }
     login_form(&csrf, next, None).into_response()
