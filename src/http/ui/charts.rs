@@ -301,6 +301,30 @@ mod tests {
     }
 
     #[test]
+    fn long_periods_are_capped_and_sparsely_labelled() {
+        let start = NaiveDate::from_ymd_opt(2024, 1, 1).unwrap();
+        let long = Series {
+            label: "sent".into(),
+            color: "#000",
+            points: (0..800)
+                .map(|i| (start + chrono::Duration::days(i), 1.0))
+                .collect(),
+        };
+        let days = days_of(std::slice::from_ref(&long));
+        assert_eq!(days.len(), MAX_DAYS as usize);
+        assert_eq!(*days.last().unwrap(), start + chrono::Duration::days(799));
+        let show = labelled(days.len());
+        let shown = (0..days.len()).filter(|i| show(*i)).count();
+        assert!(
+            (MAX_X_LABELS..=MAX_X_LABELS + 1).contains(&shown),
+            "{shown}"
+        );
+        assert!(show(days.len() - 1), "the last day is always labelled");
+        let s = line_chart("year", "messages", &[long]).into_string();
+        assert_eq!(s.matches("class=\"xlabel\"").count(), shown);
+    }
+
+    #[test]
     fn nice_steps() {
         for (max, step) in [
             (0.0, 1.0),
