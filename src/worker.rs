@@ -13,6 +13,9 @@ use crate::startup::App;
 use crate::status::Health;
 use crate::store;
 
+/// Most outbox rows one dispatcher pass claims; a full pass is followed by another at once.
+const DISPATCH_BATCH: i64 = 1_000;
+
 /// Runs `step` every `every` until `shutdown`. A step in flight is finished, not cut.
 async fn every<F, Fut>(every: Duration, shutdown: CancellationToken, mut step: F)
 where
@@ -85,11 +88,27 @@ pub fn spawn_all(app: &App, tracker: &TaskTracker, shutdown: CancellationToken) 
     let a = app.clone();
     let dispatcher = std::sync::Arc::new(Dispatcher::new(app.clone()));
     let tick = scaled(clock, Duration::from_secs(5), Duration::from_millis(200));
+    let stop = shutdown.clone();
     tracker.spawn(every(tick, shutdown.clone(), move || {
         let a = a.clone();
         let d = dispatcher.clone();
+        let stop = stop.clone();
         async move {
-            let result = d.run_once(20).await;
+            // Everything due, in batches, before the next tick: a backlog (after a pause or
+            // a relay outage) drains at the dispatcher's pace instead of a batch per tick.
+            let mut result = Ok(crate::sender::DispatchReport::default());
+            while let Ok(total) = &result {
+                match d.run_once(DISPATCH_BATCH).await {
+                    Ok(pass) => {
+                        let full = pass.claimed as i64 >= DISPATCH_BATCH;
+                        result = Ok(total.clone().plus(&pass));
+                        if !full || stop.is_cancelled() {
+                            break;
+                        }
+                    }
+                    Err(e) => result = Err(e),
+                }
+            }
             match result {
                 Ok(r) if r.claimed == 0 => {}
                 Ok(r) => {
