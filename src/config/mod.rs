@@ -13,6 +13,9 @@
 //!   `preflight.smtp_timeout_secs` = 15.
 //! - `warmup.mark_header` = `X-Hearth-Mark`, `warmup.missing_after_minutes` = 120,
 //!   `warmup.scan_interval_secs` = 60, `warmup.lease_secs` = 300, `warmup.resend_after_secs` = 1800.
+//! - `imap.max_sessions` = 200 (IMAP sessions open at once, all seeds together);
+//!   `imap.provider_sessions` = `{ gmail = 15, outlook = 20, yahoo = 10, other = 10 }` (at once
+//!   per provider; a key given replaces only that provider's default).
 //! - `seeds[].daily_cap` = 2 (messages a seed receives a day, from every campaign together).
 
 pub mod raw;
@@ -43,6 +46,7 @@ pub struct Config {
     pub dns: DnsConfig,
     pub warmup: WarmupConfig,
     pub preflight: PreflightConfig,
+    pub imap: ImapConfig,
     pub senders: Vec<SenderConfig>,
     pub seeds: Vec<SeedConfig>,
     pub campaigns: Vec<CampaignConfig>,
@@ -134,6 +138,48 @@ pub struct WarmupConfig {
     pub lease_secs: u64,
     /// How long after an interrupted send the message may still arrive before it is resent.
     pub resend_after_secs: u64,
+}
+
+/// How many IMAP sessions the seed workers may hold open at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImapConfig {
+    /// All seeds together.
+    pub max_sessions: usize,
+    /// Per provider (every provider has an entry).
+    pub provider_sessions: std::collections::HashMap<Provider, usize>,
+}
+
+impl ImapConfig {
+    pub const DEFAULT_MAX_SESSIONS: usize = 200;
+
+    /// Gmail allows about 15 IMAP connections per account, Office 365 about 20; the others
+    /// publish nothing, so 10.
+    pub fn default_provider_sessions(provider: Provider) -> usize {
+        match provider {
+            Provider::Gmail => 15,
+            Provider::Outlook => 20,
+            Provider::Yahoo | Provider::Other => 10,
+        }
+    }
+
+    pub fn for_provider(&self, provider: Provider) -> usize {
+        self.provider_sessions
+            .get(&provider)
+            .copied()
+            .unwrap_or_else(|| Self::default_provider_sessions(provider))
+    }
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        ImapConfig {
+            max_sessions: Self::DEFAULT_MAX_SESSIONS,
+            provider_sessions: Provider::ALL
+                .iter()
+                .map(|p| (*p, Self::default_provider_sessions(*p)))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

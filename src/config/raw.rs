@@ -19,6 +19,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub preflight: RawPreflight,
     #[serde(default)]
+    pub imap: RawImap,
+    #[serde(default)]
     pub senders: Vec<RawSender>,
     #[serde(default)]
     pub seeds: Vec<RawSeed>,
@@ -61,6 +63,13 @@ pub struct RawWarmup {
     pub scan_interval_secs: Option<u64>,
     pub lease_secs: Option<u64>,
     pub resend_after_secs: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawImap {
+    pub max_sessions: Option<usize>,
+    pub provider_sessions: Option<std::collections::BTreeMap<String, usize>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -256,6 +256,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<ConfigProblem
     let dns = dns(&mut cx, &raw.dns);
     let warmup = warmup(&mut cx, &raw.warmup);
     let preflight = preflight(&mut cx, &raw.preflight);
+    let imap = imap(&mut cx, &raw.imap);
 
     let mut senders = Vec::new();
     let mut sender_names = HashSet::new();
@@ -316,6 +317,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<ConfigProblem
             dns,
             warmup,
             preflight,
+            imap,
             senders,
             seeds,
             campaigns,
@@ -492,6 +494,27 @@ fn warmup(cx: &mut Ctx, raw: &RawWarmup) -> WarmupConfig {
         lease_secs,
         resend_after_secs,
     }
+}
+
+fn imap(cx: &mut Ctx, raw: &RawImap) -> ImapConfig {
+    let mut imap = ImapConfig::default();
+    if let Some(n) = raw.max_sessions {
+        if n == 0 {
+            cx.bad("imap.max_sessions", "expected at least 1 session");
+        }
+        imap.max_sessions = n;
+    }
+    for (name, n) in raw.provider_sessions.iter().flatten() {
+        let key = format!("imap.provider_sessions.{name}");
+        match name.parse::<Provider>() {
+            Err(e) => cx.bad(key, e.to_string()),
+            Ok(_) if *n == 0 => cx.bad(key, "expected at least 1 session"),
+            Ok(p) => {
+                imap.provider_sessions.insert(p, *n);
+            }
+        }
+    }
+    imap
 }
 
 fn preflight(cx: &mut Ctx, raw: &RawPreflight) -> PreflightConfig {

@@ -6,4 +6,5 @@ pub mod decide;
 pub mod folders;
 pub mod headers;
 pub mod imap;
+pub mod pool;
 pub mod scan;
