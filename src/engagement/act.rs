@@ -60,6 +60,26 @@ pub async fn engage_seed(app: &App, seed: &SeedRow) -> Result<EngageReport, Scan
     result
 }
 
+/// The same pass over a session that is already open (the seed workers keep theirs). Sends
+/// nothing to the server when nothing is due.
+pub async fn engage_session(
+    app: &App,
+    seed: &SeedRow,
+    session: &mut Session,
+) -> Result<EngageReport, ScanError> {
+    let now = app.clock.now();
+    let candidates =
+        store::ledger::engage_candidates(app.store.pool(), seed.id, now - HORIZON_SECS).await?;
+    let due: Vec<Due> = candidates
+        .iter()
+        .filter_map(|c| due_actions(c, now))
+        .collect();
+    if due.is_empty() {
+        return Ok(EngageReport::default());
+    }
+    act(app, seed, session, &due).await
+}
+
 /// The actions of a candidate whose time has come and that are not recorded yet.
 fn due_actions(c: &EngageCandidate, now: i64) -> Option<Due> {
     let spec: CampaignSpec = serde_json::from_str(&c.plan).ok()?;

@@ -8,3 +8,4 @@ pub mod headers;
 pub mod imap;
 pub mod pool;
 pub mod scan;
+pub mod seed_worker;

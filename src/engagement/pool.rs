@@ -137,6 +137,10 @@ pub struct Slot {
 }
 
 impl Slot {
+    pub fn provider(&self) -> Provider {
+        self.provider
+    }
+
     pub fn opened(&mut self) {
         if !self.open {
             self.open = true;

@@ -92,7 +92,8 @@ pub async fn discover_folders(
     Ok(folders::discover(&listed, seed.record.provider, &overrides))
 }
 
-async fn scan_session(
+/// Scans the seed over a session that is already open (the seed workers keep theirs).
+pub async fn scan_session(
     app: &App,
     seed: &SeedRow,
     session: &mut Session,
