@@ -156,6 +156,9 @@ async fn scan_folder(
             .try_collect()
             .await
             .map_err(ImapError::from)?;
+        // One transaction for the whole batch: a commit per message cost ~0.3 ms each on
+        // SQLite, ten times the IMAP time of the batch (`hearth bench imap-scan`).
+        let mut tx = pool.begin().await.map_err(store::StoreError::from)?;
         for f in &fetches {
             let Some(raw) = f.header() else { continue };
             let seen = headers::parse(raw, app.marker.header());
@@ -166,7 +169,7 @@ async fn scan_folder(
                 report.forged += 1;
                 continue;
             }
-            let Some(sent) = store::outbox::get_by_message_id(pool, message_id).await? else {
+            let Some(sent) = store::outbox::get_by_message_id(&mut *tx, message_id).await? else {
                 continue;
             };
             if sent.seed_id != seed.id {
@@ -197,7 +200,7 @@ async fn scan_folder(
                 imap_uidvalidity: Some(uidvalidity),
                 imap_uid: f.uid.map(i64::from),
             };
-            if store::ledger::record(pool, &placement, now).await? {
+            if store::ledger::record(&mut *tx, &placement, now).await? {
                 report.recorded += 1;
                 tracing::info!(seed = %seed.record.address, %message_id, placement = %class, folder, "placement recorded");
             }
@@ -207,6 +210,7 @@ async fn scan_folder(
                 tracing::info!(%message_id, "found in the seed inbox while marked sending");
             }
         }
+        tx.commit().await.map_err(store::StoreError::from)?;
     }
     store::cursors::set(pool, seed.id, folder, uidvalidity, high, app.clock.now()).await?;
     Ok(())
