@@ -2,6 +2,7 @@
 //! (database unreachable, a refused transition), 2 bad input (usage, config, CSV).
 
 mod bench;
+mod bench_imap;
 pub mod bench_planning;
 mod preflight;
 

@@ -21,6 +21,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub content: RawContent,
     #[serde(default)]
+    pub imap: RawImap,
+    #[serde(default)]
     pub senders: Vec<RawSender>,
     #[serde(default)]
     pub seeds: Vec<RawSeed>,
@@ -84,6 +86,13 @@ pub struct RawTemplate {
     pub subject: String,
     pub text: String,
     pub html: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawImap {
+    pub max_sessions: Option<usize>,
+    pub provider_sessions: Option<std::collections::BTreeMap<String, usize>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

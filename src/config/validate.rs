@@ -352,6 +352,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<ConfigProblem
     let warmup = warmup(&mut cx, &raw.warmup);
     let preflight = preflight(&mut cx, &raw.preflight);
     let content = content(&mut cx, &raw.content);
+    let imap = imap(&mut cx, &raw.imap);
 
     let mut senders = Vec::new();
     let mut sender_names = HashSet::new();
@@ -413,6 +414,7 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<ConfigProblem
             warmup,
             preflight,
             content,
+            imap,
             senders,
             seeds,
             campaigns,
@@ -687,6 +689,27 @@ fn warmup(cx: &mut Ctx, raw: &RawWarmup) -> WarmupConfig {
         lease_secs,
         resend_after_secs,
     }
+}
+
+fn imap(cx: &mut Ctx, raw: &RawImap) -> ImapConfig {
+    let mut imap = ImapConfig::default();
+    if let Some(n) = raw.max_sessions {
+        if n == 0 {
+            cx.bad("imap.max_sessions", "expected at least 1 session");
+        }
+        imap.max_sessions = n;
+    }
+    for (name, n) in raw.provider_sessions.iter().flatten() {
+        let key = format!("imap.provider_sessions.{name}");
+        match name.parse::<Provider>() {
+            Err(e) => cx.bad(key, e.to_string()),
+            Ok(_) if *n == 0 => cx.bad(key, "expected at least 1 session"),
+            Ok(p) => {
+                imap.provider_sessions.insert(p, *n);
+            }
+        }
+    }
+    imap
 }
 
 fn preflight(cx: &mut Ctx, raw: &RawPreflight) -> PreflightConfig {

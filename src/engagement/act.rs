@@ -60,6 +60,27 @@ pub async fn engage_seed(app: &App, seed: &SeedRow) -> Result<EngageReport, Scan
     result
 }
 
+/// The same pass over a session that is already open (the seed workers keep theirs). Sends
+/// nothing to the server when nothing is due.
+pub async fn engage_session(
+    app: &App,
+    seed: &SeedRow,
+    session: &mut Session,
+) -> Result<EngageReport, ScanError> {
+    let now = app.clock.now();
+    let candidates =
+        store::ledger::engage_candidates(app.store.pool(), seed.id, now - HORIZON_SECS).await?;
+    let can_reply = seed.record.smtp.is_some();
+    let due: Vec<Due> = candidates
+        .iter()
+        .filter_map(|c| due_actions(c, now, can_reply))
+        .collect();
+    if due.is_empty() {
+        return Ok(EngageReport::default());
+    }
+    act(app, seed, session, &due).await
+}
+
 /// The actions of a candidate whose time has come and that are not recorded yet.
 /// Replies are planned only for seeds that can send (`can_reply`: the seed has SMTP).
 fn due_actions(c: &EngageCandidate, now: i64, can_reply: bool) -> Option<Due> {

@@ -92,7 +92,8 @@ pub async fn discover_folders(
     Ok(folders::discover(&listed, seed.record.provider, &overrides))
 }
 
-async fn scan_session(
+/// Scans the seed over a session that is already open (the seed workers keep theirs).
+pub async fn scan_session(
     app: &App,
     seed: &SeedRow,
     session: &mut Session,
@@ -164,6 +165,9 @@ async fn scan_folder(
             .try_collect()
             .await
             .map_err(ImapError::from)?;
+        // One transaction for the whole batch: a commit per message cost ~0.3 ms each on
+        // SQLite, ten times the IMAP time of the batch (`hearth bench imap-scan`).
+        let mut tx = pool.begin().await.map_err(store::StoreError::from)?;
         for f in &fetches {
             let Some(raw) = (if body_mark { f.body() } else { f.header() }) else {
                 continue;
@@ -182,7 +186,7 @@ async fn scan_folder(
                 report.forged += 1;
                 continue;
             }
-            let Some(sent) = store::outbox::get_by_message_id(pool, message_id).await? else {
+            let Some(sent) = store::outbox::get_by_message_id(&mut *tx, message_id).await? else {
                 continue;
             };
             if sent.seed_id != seed.id {
@@ -213,7 +217,7 @@ async fn scan_folder(
                 imap_uidvalidity: Some(uidvalidity),
                 imap_uid: f.uid.map(i64::from),
             };
-            if store::ledger::record(pool, &placement, now).await? {
+            if store::ledger::record(&mut *tx, &placement, now).await? {
                 report.recorded += 1;
                 tracing::info!(seed = %seed.record.address, %message_id, placement = %class, folder, "placement recorded");
             }
@@ -223,6 +227,7 @@ async fn scan_folder(
                 tracing::info!(%message_id, "found in the seed inbox while marked sending");
             }
         }
+        tx.commit().await.map_err(store::StoreError::from)?;
     }
     store::cursors::set(pool, seed.id, folder, uidvalidity, high, app.clock.now()).await?;
     Ok(())
