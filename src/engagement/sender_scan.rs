@@ -160,6 +160,7 @@ async fn scan_folder(
                         .then(|| seen.auth_results.join("\n")),
                     imap_uidvalidity: Some(uidvalidity),
                     imap_uid: f.uid.map(i64::from),
+                    gmail: None,
                 };
                 if store::ledger::record(pool, &placement, now).await? {
                     report.recorded += 1;
