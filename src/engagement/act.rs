@@ -390,7 +390,7 @@ fn uid_set(items: &[(&Due, u32)]) -> String {
 }
 
 /// UID MOVE, or COPY + \Deleted + UID EXPUNGE where the server has no MOVE.
-async fn move_uids(
+pub(super) async fn move_uids(
     session: &mut Session,
     uids: &str,
     to: &str,

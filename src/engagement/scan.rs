@@ -30,6 +30,10 @@ pub struct ScanReport {
     /// Messages carrying the mark (header, or the body's prefix) that did not verify: ignored.
     pub forged: usize,
     pub folders: Vec<String>,
+    /// Replies recorded `missing` (sender mailboxes only: not found in time).
+    pub missing: usize,
+    /// Actions done on what was found (sender mailboxes only: open, rescue from spam).
+    pub engaged: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
