@@ -742,6 +742,7 @@ async fn ledger_rows(
                 auth_results: None,
                 imap_uidvalidity: None,
                 imap_uid: None,
+                gmail: None,
             },
             sent_at + 31,
         )

@@ -108,6 +108,31 @@ text_enum! {
 }
 
 text_enum! {
+    /// The Gmail inbox tab a message was sorted into, found with `X-GM-RAW "category:…"`
+    /// (only on servers with Gmail's `X-GM-EXT-1`; Gmail does not show tabs as labels).
+    GmailTab, "gmail tab" {
+        Primary = "primary",
+        Promotions = "promotions",
+        Social = "social",
+        Updates = "updates",
+        Forums = "forums",
+    }
+}
+
+impl GmailTab {
+    /// The ledger's folder class of a message in the inbox under this tab: the Primary tab
+    /// is the inbox, Promotions is `promotions`, and the other tabs are `other` (the tab
+    /// itself is kept beside the class).
+    pub fn placement(self) -> Placement {
+        match self {
+            GmailTab::Primary => Placement::Inbox,
+            GmailTab::Promotions => Placement::Promotions,
+            GmailTab::Social | GmailTab::Updates | GmailTab::Forums => Placement::Other,
+        }
+    }
+}
+
+text_enum! {
     /// The outcome of one preflight check, and of a run (its worst check).
     Verdict, "verdict" {
         Pass = "pass",

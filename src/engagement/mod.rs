@@ -4,6 +4,7 @@
 pub mod act;
 pub mod decide;
 pub mod folders;
+pub mod gmail;
 pub mod headers;
 pub mod imap;
 pub mod login;

@@ -2,12 +2,15 @@
 //! migration directories, holds exactly the words of its enum.
 
 use crate::domain::{
-    CampaignStatus, EngagementAction, OutboxStatus, PauseReason, Placement, PreflightTrigger,
-    Provider, SeedStatus, SendKind, Source, TlsMode, Verdict,
+    CampaignStatus, EngagementAction, GmailTab, OutboxStatus, PauseReason, Placement,
+    PreflightTrigger, Provider, SeedStatus, SendKind, Source, TlsMode, Verdict,
 };
 
 const SQLITE: &str = include_str!("../../migrations/sqlite/20261129000000_initial.sql");
 const POSTGRES: &str = include_str!("../../migrations/postgres/20261129000000_initial.sql");
+const GMAIL_SQLITE: &str = include_str!("../../migrations/sqlite/20261129000070_gmail_labels.sql");
+const GMAIL_POSTGRES: &str =
+    include_str!("../../migrations/postgres/20261129000070_gmail_labels.sql");
 
 fn words<T: Copy>(all: &[T], as_str: fn(T) -> &'static str) -> Vec<String> {
     all.iter().map(|v| as_str(*v).to_owned()).collect()
@@ -156,4 +159,14 @@ fn both_backends_share_one_logical_schema() {
         .replace("(PostgreSQL)", "(SQLite)")
         .replace("migrations/sqlite/", "migrations/postgres/");
     assert_eq!(pg_as_sqlite, SQLITE);
+}
+
+#[test]
+fn columns_added_later_match_their_enums() {
+    assert_eq!(GMAIL_SQLITE, GMAIL_POSTGRES, "one logical schema");
+    let mut got = check_words(GMAIL_SQLITE, "gmail_tab");
+    let mut want = words(GmailTab::ALL, GmailTab::as_str);
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "CHECK list of placements.gmail_tab");
 }
