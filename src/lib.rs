@@ -12,6 +12,7 @@ pub mod http;
 pub mod mark;
 pub mod planner;
 pub mod preflight;
+pub mod report;
 pub mod scheduler;
 pub mod secrets;
 pub mod seeds_import;

@@ -13,5 +13,5 @@ pub use endpoint::{Endpoint, TlsMode, is_loopback_host};
 pub use plan::{EngagementRates, Increase, ProviderMix, SendingWindow, WarmupPlan};
 pub use status::{
     CampaignStatus, EngagementAction, OutboxStatus, PauseReason, Placement, PreflightTrigger,
-    Provider, SeedStatus, SendKind, Source, UnknownVariant, Verdict,
+    Provider, SeedStatus, SendKind, Source, UnknownVariant, Verdict, WebhookStatus,
 };

@@ -16,11 +16,13 @@ pub mod campaigns;
 pub mod cursors;
 pub mod engagement;
 mod error;
+pub mod holds;
 pub mod ledger;
 pub mod outbox;
 pub mod outbox_bulk;
 pub mod preflight;
 pub mod reconcile;
+pub mod rollup;
 mod row;
 #[cfg(test)]
 mod schema_check;
