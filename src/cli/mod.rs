@@ -4,6 +4,7 @@
 mod bench;
 pub mod bench_planning;
 mod preflight;
+mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -63,6 +64,10 @@ pub enum Command {
     Preflight(preflight::PreflightArgs),
     /// Evaluate SPF (RFC 7208) for an IP and identity: the result word, then why.
     Spf(preflight::SpfArgs),
+    /// Placement report of a campaign per provider and day (table, JSON or CSV).
+    Report(report::ReportArgs),
+    /// Every campaign: its day in the ramp, state and pause reason, held providers, health.
+    Status(report::StatusArgs),
     /// Benchmarks (run them against the lab, in a release build).
     Bench {
         #[command(subcommand)]
@@ -175,6 +180,8 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         Command::Campaign { command } => campaign(config, command).await,
         Command::Preflight(args) => preflight::preflight(config, args).await,
         Command::Spf(args) => preflight::spf(config, args).await,
+        Command::Report(args) => report::report(config, args).await,
+        Command::Status(args) => report::status(config, args).await,
         Command::Bench { command } => bench::run(command).await,
     }
 }
