@@ -22,4 +22,5 @@ pub mod status;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod webhooks;
 pub mod worker;

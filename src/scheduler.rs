@@ -51,12 +51,15 @@ async fn plan_campaign(app: &App, c: &CampaignRow) -> anyhow::Result<usize> {
         .seeds
         .as_ref()
         .map(|list| list.iter().map(String::as_str).collect());
+    // The placement guard may hold the ramp at one provider: its seeds get nothing.
+    let held = store::holds::held_providers(pool, c.id).await?;
     let seeds: Vec<SeedState> = store::seeds::planning_day(pool, c.sender_id, day_start, day_end)
         .await?
         .into_iter()
         .filter(|s| {
             only.as_ref()
                 .is_none_or(|set| set.contains(s.address.to_string().as_str()))
+                && !held.contains(&s.provider)
         })
         .map(|s| SeedState {
             id: s.id,

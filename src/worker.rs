@@ -144,10 +144,57 @@ pub fn spawn_all(app: &App, tracker: &TaskTracker, shutdown: CancellationToken) 
         Duration::from_secs(app.config.warmup.scan_interval_secs),
         Duration::from_secs(1),
     );
-    tracker.spawn(every(interval, shutdown, move || {
+    tracker.spawn(every(interval, shutdown.clone(), move || {
         let a = a.clone();
-        async move { scan_pending(&a).await }
+        async move {
+            scan_pending(&a).await;
+            after_scan(&a).await;
+        }
     }));
+
+    let a = app.clone();
+    tracker.spawn(every(
+        scaled(clock, Duration::from_secs(10), Duration::from_secs(1)),
+        shutdown,
+        move || {
+            let a = a.clone();
+            async move {
+                match crate::webhooks::run_once(&a).await {
+                    Ok(r) if r == Default::default() => {}
+                    Ok(r) => tracing::info!(report = ?r, "webhooks"),
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "webhook step failed"),
+                }
+            }
+        },
+    ));
+}
+
+/// After a scan: bring the daily roll-ups up to date, then let the placement guard judge the
+/// active campaigns (pauses and provider holds).
+pub async fn after_scan(app: &App) {
+    if let Err(e) = store::rollup::refresh(&app.store, None, store::rollup::DEFAULT_BATCH).await {
+        tracing::error!(error = %e, "roll-up refresh failed");
+    }
+    match crate::report::guard::run_once(app).await {
+        Ok(r) => {
+            let health = if r.paused.is_empty() && r.held.is_empty() && r.warned.is_empty() {
+                Health::Ok
+            } else {
+                Health::Degraded
+            };
+            app.status
+                .set("placement guard", health, format!("{r:?}"), app.clock.now());
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "placement guard failed");
+            app.status.set(
+                "placement guard",
+                Health::Failing,
+                e.to_string(),
+                app.clock.now(),
+            );
+        }
+    }
 }
 
 /// Scans every seed that has sent mail not yet in the ledger, records overdue mail as

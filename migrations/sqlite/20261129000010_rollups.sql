@@ -81,14 +81,16 @@ BEGIN
     ON CONFLICT (campaign_id, plan_day) DO UPDATE SET gen = rollup_dirty.gen + 1;
 END;
 
--- A provider whose ramp is held for one campaign (the planner skips its seeds). Lifted by
--- a person only.
+-- A provider whose ramp is held for one campaign (the planner skips its seeds) while
+-- `released_at` is NULL. Lifted by a person only; the guard then judges only what was sent
+-- after the release.
 CREATE TABLE provider_holds (
     campaign_id BIGINT NOT NULL REFERENCES campaigns (id),
     provider    TEXT   NOT NULL CHECK (provider IN ('gmail', 'outlook', 'yahoo', 'other')),
     reason      TEXT   NOT NULL CHECK (reason IN ('manual', 'preflight', 'placement', 'bounces', 'sender_error')),
     detail      TEXT,
     held_at     BIGINT NOT NULL,
+    released_at BIGINT,
     PRIMARY KEY (campaign_id, provider)
 );
 

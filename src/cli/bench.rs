@@ -24,6 +24,9 @@ pub enum BenchCommand {
     Dispatch(DispatchBench),
     /// Plan and insert the day's sends of many campaigns (SQLite, or a PostgreSQL URL).
     Planning(super::bench_planning::PlanningBench),
+    /// 10 million ledger rows rolled up, then a campaign report over 90 days (SQLite, or
+    /// PostgreSQL with --database-url / DATABASE_URL).
+    Report(super::bench_report::ReportBench),
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +83,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Preflight(b) => preflight(b).await,
         BenchCommand::Dispatch(b) => dispatch(b).await,
         BenchCommand::Planning(b) => super::bench_planning::run(b).await,
+        BenchCommand::Report(b) => super::bench_report::run(b).await,
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod bench;
 pub mod bench_planning;
+mod bench_report;
 mod preflight;
 mod report;
 
@@ -113,6 +114,12 @@ pub enum CampaignCommand {
     Pause { name: String },
     /// Resume a paused campaign.
     Resume { name: String },
+    /// Lift the placement guard's hold of one provider (its seeds are planned again).
+    Release {
+        name: String,
+        /// gmail, outlook, yahoo or other.
+        provider: crate::domain::Provider,
+    },
 }
 
 /// Bad input: exit code 2.
@@ -451,6 +458,14 @@ async fn campaign(config: Config, command: CampaignCommand) -> anyhow::Result<Ex
                 anyhow::bail!("campaign {name:?} is {}, not active", c.status);
             }
             println!("campaign {name} paused");
+            Ok(ExitCode::SUCCESS)
+        }
+        CampaignCommand::Release { name, provider } => {
+            let c = find(&name).await?;
+            if !store::holds::release(pool, c.id, provider, now).await? {
+                anyhow::bail!("campaign {name:?} has no hold on {provider}");
+            }
+            println!("campaign {name}: {provider} released; it is planned again from the next day");
             Ok(ExitCode::SUCCESS)
         }
         CampaignCommand::Resume { name } => {

@@ -15,6 +15,7 @@
 //!   `warmup.scan_interval_secs` = 60, `warmup.lease_secs` = 300, `warmup.resend_after_secs` = 1800.
 //! - `seeds[].daily_cap` = 2 (messages a seed receives a day, from every campaign together).
 
+mod alerts;
 pub mod raw;
 mod validate;
 
@@ -26,6 +27,7 @@ use secrecy::SecretString;
 
 use crate::domain::{DomainName, EmailAddress, HeloName, Provider, TlsMode, WarmupPlan};
 
+pub use alerts::{GuardConfig, WebhookConfig, WebhookEvent};
 pub use raw::{RawConn, RawFolders, RawSeed};
 pub use validate::{ConfigProblem, guess_provider, validate_seed};
 
@@ -43,6 +45,10 @@ pub struct Config {
     pub dns: DnsConfig,
     pub warmup: WarmupConfig,
     pub preflight: PreflightConfig,
+    /// Auto-pause on bad placement or bounces (`[guard]`).
+    pub guard: GuardConfig,
+    /// Signed JSON POSTs on pause, resume and preflight failure (`[[webhooks]]`).
+    pub webhooks: Vec<WebhookConfig>,
     pub senders: Vec<SenderConfig>,
     pub seeds: Vec<SeedConfig>,
     pub campaigns: Vec<CampaignConfig>,

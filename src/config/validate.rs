@@ -100,13 +100,13 @@ fn insert_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> 
     }
 }
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     base: &'a Path,
     problems: Vec<ConfigProblem>,
 }
 
 impl Ctx<'_> {
-    fn bad(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn bad(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.problems.push(ConfigProblem::new(key, message));
     }
 
@@ -119,7 +119,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn readable_file(&mut self, key: &str, p: &Path) -> Option<PathBuf> {
+    pub(super) fn readable_file(&mut self, key: &str, p: &Path) -> Option<PathBuf> {
         let full = self.path(p);
         match std::fs::metadata(&full) {
             Ok(m) if m.is_file() => Some(full),
@@ -134,7 +134,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn secret(&mut self, key: &str, v: &toml::Value) -> Option<SecretSource> {
+    pub(super) fn secret(&mut self, key: &str, v: &toml::Value) -> Option<SecretSource> {
         const EXPECTED: &str = "expected a string, { env = \"VARIABLE\" } or { file = \"PATH\" }";
         match v {
             toml::Value::String(s) if !s.is_empty() => {
@@ -256,6 +256,8 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<ConfigProblem
     let dns = dns(&mut cx, &raw.dns);
     let warmup = warmup(&mut cx, &raw.warmup);
     let preflight = preflight(&mut cx, &raw.preflight);
+    let guard = super::alerts::guard(&mut cx, &raw.guard);
+    let webhooks = super::alerts::webhooks(&mut cx, &raw.webhooks);
 
     let mut senders = Vec::new();
     let mut sender_names = HashSet::new();
@@ -316,6 +318,8 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<ConfigProblem
             dns,
             warmup,
             preflight,
+            guard,
+            webhooks,
             senders,
             seeds,
             campaigns,
@@ -390,7 +394,7 @@ fn server(cx: &mut Ctx, raw: &RawServer) -> Option<ServerConfig> {
 }
 
 /// Server-level secrets are needed at start, so they are read now.
-fn resolve_now(cx: &mut Ctx, key: &str, s: SecretSource) -> Option<SecretString> {
+pub(super) fn resolve_now(cx: &mut Ctx, key: &str, s: SecretSource) -> Option<SecretString> {
     match s {
         SecretSource::Inline(v) => Some(v),
         SecretSource::Env(name) => std::env::var(&name).ok().map(SecretString::from),

@@ -140,6 +140,7 @@ async fn holds_of(store: &Store, campaign_id: i64) -> Result<Vec<(Provider, Hold
     Ok(store::holds::list_for_campaign(store.pool(), campaign_id)
         .await?
         .into_iter()
+        .filter(|h| h.released_at.is_none())
         .map(|h| {
             (
                 h.provider,

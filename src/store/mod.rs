@@ -16,6 +16,7 @@ pub mod campaigns;
 pub mod cursors;
 pub mod engagement;
 mod error;
+pub mod events;
 pub mod holds;
 pub mod ledger;
 pub mod outbox;
