@@ -213,3 +213,65 @@ pub(super) fn webhooks(cx: &mut Ctx, raw: &[RawWebhook]) -> Vec<WebhookConfig> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const BASE: &str = "[server]\nbind = \"127.0.0.1:0\"\n";
+
+    fn problems(extra: &str) -> String {
+        match Config::from_toml(&format!("{BASE}{extra}"), None, &[]) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn guard_and_webhook_keys_are_validated() {
+        // (config text, a fragment the error must contain; empty = valid)
+        let cases = [
+            ("", ""),
+            ("[guard]\nwindow = 20\nspam_pause_percent = 30\n", ""),
+            ("[guard]\nwindow = 0\n", "guard.window"),
+            ("[guard]\nmin_sample = 60\n", "guard.min_sample"),
+            (
+                "[guard]\nspam_warn_percent = 50\n",
+                "guard.spam_warn_percent",
+            ),
+            (
+                "[guard]\nbounce_pause_percent = 101\n",
+                "guard.bounce_pause_percent",
+            ),
+            ("[guard]\nspam_limit = 3\n", "spam_limit"),
+            (
+                "[[webhooks]]\nname = \"a\"\nurl = \"http://127.0.0.1:9/h\"\nsecret = \"s\"\n",
+                "",
+            ),
+            (
+                "[[webhooks]]\nname = \"a\"\nurl = \"http://hooks.example/h\"\nsecret = \"s\"\n",
+                "webhooks[0].url",
+            ),
+            (
+                "[[webhooks]]\nname = \"a\"\nurl = \"https://hooks.example/h\"\nsecret = \"s\"\nevents = [\"pause\", \"boom\"]\n",
+                "webhooks[0].events",
+            ),
+            (
+                "[[webhooks]]\nname = \"a\"\nurl = \"https://hooks.example/h\"\nsecret = { env = \"HEARTH_NO_SUCH_VAR\" }\n",
+                "webhooks[0].secret",
+            ),
+            (
+                "[[webhooks]]\nname = \"a\"\nurl = \"https://h.example/\"\nsecret = \"s\"\nretries = 3\n",
+                "retries",
+            ),
+        ];
+        for (text, want) in cases {
+            let got = problems(text);
+            if want.is_empty() {
+                assert_eq!(got, "", "{text}");
+            } else {
+                assert!(got.contains(want), "{text}: {got}");
+            }
+        }
+    }
+}
