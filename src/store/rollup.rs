@@ -96,8 +96,7 @@ pub async fn refresh_batch(
     let n = keys.len();
     for table in ["placement_rollups", "rollup_latency"] {
         let sql = format!(
-            "{}DELETE FROM {table} WHERE EXISTS \
-             (SELECT 1 FROM k WHERE k.c = {table}.campaign_id AND k.d = {table}.day)",
+            "{}DELETE FROM {table} WHERE (campaign_id, day) IN (SELECT c, d FROM k)",
             keys_cte(n, 0, false)
         );
         bind_keys(sqlx::query(AssertSqlSafe(sql)), &keys, false)
@@ -125,8 +124,9 @@ pub async fn refresh_batch(
     let q = sqlx::query(AssertSqlSafe(sql)).bind(SendKind::Warmup.as_str());
     bind_keys(q, &keys, false).execute(&mut *tx).await?;
     let sql = format!(
-        "{}DELETE FROM rollup_dirty WHERE EXISTS (SELECT 1 FROM k WHERE k.c = \
-         rollup_dirty.campaign_id AND k.d = rollup_dirty.plan_day AND k.g = rollup_dirty.gen)",
+        // Row-value IN, not a correlated EXISTS: SQLite then probes the primary key per key
+        // instead of scanning the table per batch.
+        "{}DELETE FROM rollup_dirty WHERE (campaign_id, plan_day, gen) IN (SELECT c, d, g FROM k)",
         keys_cte(n, 0, true)
     );
     bind_keys(sqlx::query(AssertSqlSafe(sql)), &keys, true)
