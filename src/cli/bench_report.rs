@@ -11,6 +11,11 @@
 //! SQLite, `generate_series` on PostgreSQL), which fire the real roll-up triggers. Timed:
 //! `store::rollup::refresh` of every dirty day, then `report::campaign_report` (which itself
 //! refreshes the campaign first) — the first call and the median of the next ones.
+//!
+//! Measured 2026-11-29 (release build, 2 shared cores under load ~5, 10,054,800 ledger rows):
+//! SQLite: generate 202 s, roll-up 105 s, report over 90 days 11.5 ms first, 19.9 ms median,
+//! 36 ms max. PostgreSQL: generate 778 s, roll-up 189 s, report 17.1 ms first, 15.6 ms
+//! median, 35 ms max.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
