@@ -171,6 +171,8 @@ pub fn spawn_all(app: &App, tracker: &TaskTracker, shutdown: CancellationToken) 
             sweep_missing(&a).await;
             // Replies queued by the seed workers, their placement at the senders, retention.
             crate::engagement::upkeep::run_once(&a).await;
+            // The roll-ups brought up to date, then the placement guard.
+            after_scan(&a).await;
         }
     }));
 
@@ -178,15 +180,61 @@ pub fn spawn_all(app: &App, tracker: &TaskTracker, shutdown: CancellationToken) 
     let t = tracker.clone();
     let limits = SessionLimits::new(&app.config.imap);
     let running = Running::default();
+    let stop = shutdown.clone();
     tracker.spawn(every(
         scaled(clock, Duration::from_secs(60), Duration::from_secs(1)),
         shutdown.clone(),
         move || {
+            let shutdown = &stop;
             let (a, t, limits, shutdown) = (a.clone(), t.clone(), limits.clone(), shutdown.clone());
             let running = running.clone();
             async move { start_seed_workers(&a, &t, &limits, &running, &shutdown).await }
         },
     ));
+
+    let a = app.clone();
+    tracker.spawn(every(
+        scaled(clock, Duration::from_secs(10), Duration::from_secs(1)),
+        shutdown,
+        move || {
+            let a = a.clone();
+            async move {
+                match crate::webhooks::run_once(&a).await {
+                    Ok(r) if r == Default::default() => {}
+                    Ok(r) => tracing::info!(report = ?r, "webhooks"),
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "webhook step failed"),
+                }
+            }
+        },
+    ));
+}
+
+/// After a scan: bring the daily roll-ups up to date, then let the placement guard judge the
+/// active campaigns (pauses and provider holds).
+pub async fn after_scan(app: &App) {
+    if let Err(e) = store::rollup::refresh(&app.store, None, store::rollup::DEFAULT_BATCH).await {
+        tracing::error!(error = %e, "roll-up refresh failed");
+    }
+    match crate::report::guard::run_once(app).await {
+        Ok(r) => {
+            let health = if r.paused.is_empty() && r.held.is_empty() && r.warned.is_empty() {
+                Health::Ok
+            } else {
+                Health::Degraded
+            };
+            app.status
+                .set("placement guard", health, format!("{r:?}"), app.clock.now());
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "placement guard failed");
+            app.status.set(
+                "placement guard",
+                Health::Failing,
+                e.to_string(),
+                app.clock.now(),
+            );
+        }
+    }
 }
 
 /// Seeds whose worker is running.

@@ -30,6 +30,9 @@ pub enum BenchCommand {
     ImapMemory(super::bench_imap::MemoryBench),
     /// Scan of many new messages vs a plain IMAP client (lab Dovecot).
     ImapScan(super::bench_imap::ScanBench),
+    /// 10 million ledger rows rolled up, then a campaign report over 90 days (SQLite, or
+    /// PostgreSQL with --database-url / DATABASE_URL).
+    Report(super::bench_report::ReportBench),
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +92,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::ImapRoundTrips(b) => super::bench_imap::round_trips(b).await,
         BenchCommand::ImapMemory(b) => super::bench_imap::memory(b).await,
         BenchCommand::ImapScan(b) => super::bench_imap::scan(b).await,
+        BenchCommand::Report(b) => super::bench_report::run(b).await,
     }
 }
 

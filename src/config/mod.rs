@@ -27,6 +27,7 @@
 //!   `smtp.gmail.com`, Outlook `smtp.office365.com`, Yahoo `smtp.mail.yahoo.com`; required for
 //!   `other`), its `password` to the seed's IMAP password.
 
+mod alerts;
 pub mod raw;
 mod validate;
 
@@ -38,6 +39,7 @@ use secrecy::SecretString;
 
 use crate::domain::{DomainName, EmailAddress, HeloName, Provider, TlsMode, WarmupPlan};
 
+pub use alerts::{GuardConfig, WebhookConfig, WebhookEvent};
 pub use raw::{RawCampaign, RawConn, RawFolders, RawSeed, RawSender};
 pub use validate::{
     ConfigProblem, MIN_API_TOKEN_LEN, guess_provider, validate_campaign, validate_seed,
@@ -61,6 +63,10 @@ pub struct Config {
     /// The built-in corpus mixed with the user's templates.
     pub content: crate::sender::content::Library,
     pub imap: ImapConfig,
+    /// Auto-pause on bad placement or bounces (`[guard]`).
+    pub guard: GuardConfig,
+    /// Signed JSON POSTs on pause, resume and preflight failure (`[[webhooks]]`).
+    pub webhooks: Vec<WebhookConfig>,
     pub senders: Vec<SenderConfig>,
     pub seeds: Vec<SeedConfig>,
     pub campaigns: Vec<CampaignConfig>,

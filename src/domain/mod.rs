@@ -14,4 +14,5 @@ pub use plan::{EngagementRates, Increase, ProviderMix, SendingWindow, WarmupPlan
 pub use status::{
     CampaignStatus, EngagementAction, GmailTab, OutboxStatus, PauseReason, Placement,
     PreflightTrigger, Provider, SeedStatus, SendKind, Source, UnknownVariant, Verdict,
+    WebhookStatus,
 };

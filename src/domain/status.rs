@@ -17,7 +17,7 @@ pub struct UnknownVariant {
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident, $kind:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($(#[$vmeta])* $variant),+ }
 
@@ -193,6 +193,19 @@ text_enum! {
         Config = "config",
         Import = "import",
         Api = "api",
+    }
+}
+
+text_enum! {
+    /// State of one webhook delivery (one event to one endpoint).
+    WebhookStatus, "webhook status" {
+        /// Waiting for its `run_at` (first try or a retry).
+        Pending = "pending",
+        Delivered = "delivered",
+        /// Given up on: a permanent refusal or attempts exhausted.
+        Failed = "failed",
+        /// The event is not one this endpoint is told about.
+        Skipped = "skipped",
     }
 }
 

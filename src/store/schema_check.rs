@@ -170,3 +170,74 @@ fn columns_added_later_match_their_enums() {
     want.sort();
     assert_eq!(got, want, "CHECK list of placements.gmail_tab");
 }
+
+const ROLLUPS_SQLITE: &str = include_str!("../../migrations/sqlite/20261129000010_rollups.sql");
+const ROLLUPS_POSTGRES: &str = include_str!("../../migrations/postgres/20261129000010_rollups.sql");
+
+#[test]
+fn rollups_migration_check_lists_match_their_enums() {
+    use crate::domain::WebhookStatus;
+    let provider = || words(Provider::ALL, Provider::as_str);
+    let columns = vec![
+        ("placement_rollups", "provider", provider()),
+        ("rollup_latency", "provider", provider()),
+        ("provider_holds", "provider", provider()),
+        (
+            "provider_holds",
+            "reason",
+            words(PauseReason::ALL, PauseReason::as_str),
+        ),
+        (
+            "state_events",
+            "old_status",
+            words(CampaignStatus::ALL, CampaignStatus::as_str),
+        ),
+        (
+            "state_events",
+            "new_status",
+            words(CampaignStatus::ALL, CampaignStatus::as_str),
+        ),
+        (
+            "state_events",
+            "pause_reason",
+            words(PauseReason::ALL, PauseReason::as_str),
+        ),
+        (
+            "state_events",
+            "verdict",
+            words(Verdict::ALL, Verdict::as_str),
+        ),
+        (
+            "webhook_deliveries",
+            "status",
+            words(WebhookStatus::ALL, WebhookStatus::as_str),
+        ),
+    ];
+    for (file, sql) in [("sqlite", ROLLUPS_SQLITE), ("postgres", ROLLUPS_POSTGRES)] {
+        for (table, column, want) in &columns {
+            let mut got = check_words(table_body(sql, table), column);
+            let mut want = want.clone();
+            got.sort();
+            want.sort();
+            assert_eq!(got, want, "{file}: CHECK list of {table}.{column}");
+        }
+        assert_eq!(sql.matches(" IN ('").count(), columns.len(), "{file}");
+    }
+    // The tables are the same on both backends (the triggers differ in form only).
+    let tables = |sql: &str| {
+        sql[sql.find("CREATE TABLE").unwrap()..]
+            .split("CREATE TABLE")
+            .map(|t| t[..t.find("\n);").unwrap_or(t.len())].to_owned())
+            .collect::<Vec<_>>()
+    };
+    let pg: Vec<String> = tables(ROLLUPS_POSTGRES)
+        .into_iter()
+        .map(|t| {
+            t.replace(
+                "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+                "INTEGER PRIMARY KEY AUTOINCREMENT",
+            )
+        })
+        .collect();
+    assert_eq!(pg, tables(ROLLUPS_SQLITE));
+}
