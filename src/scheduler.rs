@@ -169,11 +169,14 @@ pub async fn plan_group(
             })
             .collect();
     let index: HashMap<i64, usize> = seeds.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+    // The placement guard may hold a campaign's ramp at one provider: its seeds get nothing.
+    let held = store::holds::held_all(pool).await?;
     let ctx = PlanCtx {
         day: &group.day,
         now,
         so_far: &so_far,
         addresses: &addresses,
+        held: &held,
     };
 
     // Nothing to send today (window closed, pool full): no preflight, no claims; look again
@@ -279,26 +282,34 @@ struct PlanCtx<'a> {
     so_far: &'a outbox_bulk::DaysSoFar,
     /// Seed id → address, for campaigns restricted to a list of seeds.
     addresses: &'a HashMap<i64, String>,
+    /// Providers the placement guard holds, per campaign.
+    held: &'a HashMap<i64, Vec<Provider>>,
 }
 
 impl PlanCtx<'_> {
     fn plan(&self, c: &CampaignRow, spec: &CampaignSpec, seeds: &[SeedState]) -> planner::DayPlan {
         let restricted: Vec<SeedState>;
-        let seeds = match &spec.seeds {
-            None => seeds,
-            Some(list) => {
-                let only: HashSet<&str> = list.iter().map(String::as_str).collect();
-                restricted = seeds
-                    .iter()
-                    .filter(|s| {
-                        self.addresses
-                            .get(&s.id)
-                            .is_some_and(|a| only.contains(a.as_str()))
-                    })
-                    .cloned()
-                    .collect();
-                &restricted
-            }
+        let held = self.held.get(&c.id).map_or(&[][..], Vec::as_slice);
+        let seeds = if spec.seeds.is_none() && held.is_empty() {
+            seeds
+        } else {
+            let only: Option<HashSet<&str>> = spec
+                .seeds
+                .as_ref()
+                .map(|list| list.iter().map(String::as_str).collect());
+            restricted = seeds
+                .iter()
+                .filter(|s| {
+                    !held.contains(&s.provider)
+                        && only.as_ref().is_none_or(|only| {
+                            self.addresses
+                                .get(&s.id)
+                                .is_some_and(|a| only.contains(a.as_str()))
+                        })
+                })
+                .cloned()
+                .collect();
+            &restricted
         };
         let recent = self
             .so_far

@@ -7,11 +7,16 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::engagement::pool::SessionLimits;
 use crate::engagement::scan;
+use crate::engagement::seed_worker::SeedWorker;
 use crate::sender::Dispatcher;
 use crate::startup::App;
 use crate::status::Health;
 use crate::store;
+
+/// Most outbox rows one dispatcher pass claims; a full pass is followed by another at once.
+const DISPATCH_BATCH: i64 = 1_000;
 
 /// Runs `step` every `every` until `shutdown`. A step in flight is finished, not cut.
 async fn every<F, Fut>(every: Duration, shutdown: CancellationToken, mut step: F)
@@ -85,11 +90,27 @@ pub fn spawn_all(app: &App, tracker: &TaskTracker, shutdown: CancellationToken) 
     let a = app.clone();
     let dispatcher = std::sync::Arc::new(Dispatcher::new(app.clone()));
     let tick = scaled(clock, Duration::from_secs(5), Duration::from_millis(200));
+    let stop = shutdown.clone();
     tracker.spawn(every(tick, shutdown.clone(), move || {
         let a = a.clone();
         let d = dispatcher.clone();
+        let stop = stop.clone();
         async move {
-            let result = d.run_once(20).await;
+            // Everything due, in batches, before the next tick: a backlog (after a pause or
+            // a relay outage) drains at the dispatcher's pace instead of a batch per tick.
+            let mut result = Ok(crate::sender::DispatchReport::default());
+            while let Ok(total) = &result {
+                match d.run_once(DISPATCH_BATCH).await {
+                    Ok(pass) => {
+                        let full = pass.claimed as i64 >= DISPATCH_BATCH;
+                        result = Ok(total.clone().plus(&pass));
+                        if !full || stop.is_cancelled() {
+                            break;
+                        }
+                    }
+                    Err(e) => result = Err(e),
+                }
+            }
             match result {
                 Ok(r) if r.claimed == 0 => {}
                 Ok(r) => {
@@ -144,25 +165,140 @@ pub fn spawn_all(app: &App, tracker: &TaskTracker, shutdown: CancellationToken) 
         Duration::from_secs(app.config.warmup.scan_interval_secs),
         Duration::from_secs(1),
     );
-    tracker.spawn(every(interval, shutdown, move || {
+    tracker.spawn(every(interval, shutdown.clone(), move || {
         let a = a.clone();
-        async move { scan_pending(&a).await }
+        async move {
+            sweep_missing(&a).await;
+            // Replies queued by the seed workers, their placement at the senders, retention.
+            crate::engagement::upkeep::run_once(&a).await;
+            // The roll-ups brought up to date, then the placement guard.
+            after_scan(&a).await;
+        }
     }));
+
+    let a = app.clone();
+    let t = tracker.clone();
+    let limits = SessionLimits::new(&app.config.imap);
+    let running = Running::default();
+    let stop = shutdown.clone();
+    tracker.spawn(every(
+        scaled(clock, Duration::from_secs(60), Duration::from_secs(1)),
+        shutdown.clone(),
+        move || {
+            let shutdown = &stop;
+            let (a, t, limits, shutdown) = (a.clone(), t.clone(), limits.clone(), shutdown.clone());
+            let running = running.clone();
+            async move { start_seed_workers(&a, &t, &limits, &running, &shutdown).await }
+        },
+    ));
+
+    let a = app.clone();
+    tracker.spawn(every(
+        scaled(clock, Duration::from_secs(10), Duration::from_secs(1)),
+        shutdown,
+        move || {
+            let a = a.clone();
+            async move {
+                match crate::webhooks::run_once(&a).await {
+                    Ok(r) if r == Default::default() => {}
+                    Ok(r) => tracing::info!(report = ?r, "webhooks"),
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "webhook step failed"),
+                }
+            }
+        },
+    ));
 }
 
-/// Scans every seed that has sent mail not yet in the ledger, records overdue mail as
-/// missing, then engages with what was found (open, star, rescue, reply, file), sends the
-/// replies, reads where they landed and applies retention (`engagement::upkeep`). One seed's failure
-/// does not stop the others.
-pub async fn scan_pending(app: &App) {
-    let pool = app.store.pool();
+/// After a scan: bring the daily roll-ups up to date, then let the placement guard judge the
+/// active campaigns (pauses and provider holds).
+pub async fn after_scan(app: &App) {
+    if let Err(e) = store::rollup::refresh(&app.store, None, store::rollup::DEFAULT_BATCH).await {
+        tracing::error!(error = %e, "roll-up refresh failed");
+    }
+    match crate::report::guard::run_once(app).await {
+        Ok(r) => {
+            let health = if r.paused.is_empty() && r.held.is_empty() && r.warned.is_empty() {
+                Health::Ok
+            } else {
+                Health::Degraded
+            };
+            app.status
+                .set("placement guard", health, format!("{r:?}"), app.clock.now());
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "placement guard failed");
+            app.status.set(
+                "placement guard",
+                Health::Failing,
+                e.to_string(),
+                app.clock.now(),
+            );
+        }
+    }
+}
+
+/// Seeds whose worker is running.
+type Running = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<i64>>>;
+
+/// Starts a [`SeedWorker`] for every seed that is not disabled and has none yet (seeds added
+/// by a config sync or an import get theirs within a minute). A worker ends when its seed is
+/// disabled or removed, or at shutdown (the tracker waits for it to log out).
+async fn start_seed_workers(
+    app: &App,
+    tracker: &TaskTracker,
+    limits: &std::sync::Arc<SessionLimits>,
+    running: &Running,
+    shutdown: &CancellationToken,
+) {
+    let seeds = match store::seeds::list(app.store.pool()).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list seeds for the IMAP workers");
+            return;
+        }
+    };
+    for seed in seeds {
+        if seed.status == crate::domain::SeedStatus::Disabled {
+            continue;
+        }
+        if !running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(seed.id)
+        {
+            continue;
+        }
+        let worker = SeedWorker::new(app.clone(), limits.clone(), seed.id);
+        let (running, shutdown, id) = (running.clone(), shutdown.clone(), seed.id);
+        tracker.spawn(async move {
+            worker.run(shutdown).await;
+            running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+        });
+    }
+}
+
+/// Records as `missing` every sent message not seen in its seed inbox in time.
+pub async fn sweep_missing(app: &App) {
     let now = app.clock.now();
     let cutoff = now - app.config.warmup.missing_after_minutes as i64 * 60;
-    match store::ledger::record_missing(pool, cutoff, now).await {
+    match store::ledger::record_missing(app.store.pool(), cutoff, now).await {
         Ok(0) => {}
         Ok(n) => tracing::warn!(count = n, "messages recorded as missing"),
         Err(e) => tracing::error!(error = %e, "missing sweep failed"),
     }
+}
+
+/// One pass over all seeds without the per-seed workers: records overdue mail as missing,
+/// scans every seed that has sent mail not yet in the ledger (a session each, opened and
+/// closed), engages with what was found, then sends the queued replies, reads where they
+/// landed and applies retention (`engagement::upkeep`). One seed's failure does not stop the others.
+/// `serve` runs [`SeedWorker`]s instead; this is the same work in one call, for tests and tools.
+pub async fn scan_pending(app: &App) {
+    let pool = app.store.pool();
+    sweep_missing(app).await;
     let seeds = match store::ledger::seeds_awaiting_placement(pool).await {
         Ok(s) => s,
         Err(e) => {

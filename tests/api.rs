@@ -215,6 +215,7 @@ on_both_backends!(false =>
     pause_and_the_rules_of_resume,
     ledger_filters_and_pagination,
     outbox_depth_and_metrics,
+    campaign_report_as_json_and_csv,
 );
 on_both_backends!(true => tokens_guard_everything_but_health);
 
@@ -742,6 +743,7 @@ async fn ledger_rows(
                 auth_results: None,
                 imap_uidvalidity: None,
                 imap_uid: None,
+                gmail: None,
             },
             sent_at + 31,
         )
@@ -903,6 +905,118 @@ async fn ledger_filters_and_pagination(t: TestApp) {
             .as_str()
             .unwrap()
             .starts_with("since:")
+    );
+}
+
+/// `GET /api/v1/campaigns/{id}/report`: the roll-ups of what the ledger holds, as JSON and
+/// CSV; bad parameters are 422, an unknown campaign 404.
+async fn campaign_report_as_json_and_csv(t: TestApp) {
+    let pool = t.app.store.pool();
+    let seed = store::seeds::list(pool).await.unwrap()[0].id;
+    let c = store::campaigns::get_by_name(pool, "declared-warmup")
+        .await
+        .unwrap()
+        .unwrap();
+    // Three messages planned two days ago (in UTC and in any zone within a day of it):
+    // two found in the inbox, one in spam.
+    let now = t.app.clock.now();
+    let at = now - 2 * 86_400;
+    let day = chrono::DateTime::from_timestamp(at, 0)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string();
+    for (i, placement) in [Placement::Inbox, Placement::Inbox, Placement::Spam]
+        .into_iter()
+        .enumerate()
+    {
+        let message_id = format!("<report-{i}@api.test>");
+        let oid = store::outbox::enqueue(
+            pool,
+            &store::outbox::NewSend {
+                campaign_id: c.id,
+                seed_id: seed,
+                kind: SendKind::Warmup,
+                message_id: message_id.clone(),
+                subject: "hello".into(),
+                in_reply_to: None,
+                plan_day: Some(day.clone()),
+                run_at: at,
+            },
+            at,
+        )
+        .await
+        .unwrap();
+        sqlx::query("UPDATE outbox SET status = $1, sent_at = $2 WHERE id = $3")
+            .bind(OutboxStatus::Sent.as_str())
+            .bind(at)
+            .bind(oid)
+            .execute(pool)
+            .await
+            .unwrap();
+        store::ledger::record(
+            pool,
+            &store::ledger::NewPlacement {
+                outbox_id: oid,
+                seed_id: seed,
+                message_id,
+                placement,
+                folder: Some(placement.as_str().to_owned()),
+                provider: Provider::Gmail,
+                seen_at: Some(at + 60),
+                latency_secs: Some(60),
+                auth_spf: Some("pass".into()),
+                auth_dkim: Some("pass".into()),
+                auth_dmarc: Some("pass".into()),
+                auth_results: None,
+                imap_uidvalidity: None,
+                imap_uid: None,
+                gmail: None,
+            },
+            at + 60,
+        )
+        .await
+        .unwrap();
+    }
+    let uri = format!("/api/v1/campaigns/{}/report?days=7", c.id);
+    let r = t.call(Method::GET, &uri, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let v = r.json();
+    assert_eq!(v["campaign"]["name"], "declared-warmup");
+    assert_eq!(v["totals"]["sent"], 3, "{v}");
+    assert_eq!(v["totals"]["inbox"], 2, "{v}");
+    assert_eq!(v["totals"]["spam"], 1, "{v}");
+    assert_eq!(v["totals"]["spf_pass_pct"], 100.0, "{v}");
+
+    let r = t
+        .call(Method::GET, &format!("{uri}&format=csv"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(r.content_type.starts_with("text/csv"), "{}", r.content_type);
+    let mut lines = r.text.lines();
+    assert!(lines.next().unwrap().contains("provider"), "{}", r.text);
+    assert!(
+        lines.any(|l| l.contains(&day) && l.contains("gmail")),
+        "{}",
+        r.text
+    );
+
+    for bad in ["days=0", "days=99999", "format=xml", "dayz=3"] {
+        let r = t
+            .call(
+                Method::GET,
+                &format!("/api/v1/campaigns/{}/report?{bad}", c.id),
+                None,
+            )
+            .await;
+        assert!(r.status.is_client_error(), "{bad}: {}", r.status);
+        r.code();
+    }
+    let r = t
+        .call(Method::GET, "/api/v1/campaigns/999999/report", None)
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::NOT_FOUND, "not_found")
     );
 }
 

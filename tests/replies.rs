@@ -515,3 +515,113 @@ async fn retention_deletes_only_old_warm_up_mail() {
     // Nothing left to do: the seeds are not visited again.
     assert!(retention::retain_pending(&app).await.unwrap().is_empty());
 }
+
+/// Waits until the reply has arrived in the sender's mailbox (real delivery takes a moment).
+async fn wait_arrived(lab: &Path, reply_id: &str) {
+    for _ in 0..100 {
+        if imap_util::fetch_message(lab, SENDER, reply_id)
+            .await
+            .is_some()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("reply {reply_id} never arrived");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sender_opens_and_rescues_replies_and_lost_ones_are_recorded_missing() {
+    let _serial = SERIAL.lock().await;
+    let Some(lab) = lab::lab_dir("reply lab tests", &[5587, 1993]) else {
+        return;
+    };
+    hearth::tls::install_crypto_provider();
+    let data = tempfile::tempdir().unwrap();
+    let rates = "{ open = 1.0, star = 0.0, important = 0.0, rescue = 1.0, reply = 1.0 }";
+    let clock = ManualClock::new(hearth::clock::SystemClock.now());
+    let app = start(&lab, data.path(), rates, &clock).await;
+    let pool = app.store.pool().clone();
+    let sends = send_and_find(&app, &["seed1@gmail.test", "spam1@gmail.test"]).await;
+    clock.advance(86_400);
+    for (seed, _) in &sends {
+        act::engage_seed(&app, seed).await.unwrap();
+    }
+    let r = replies::run_once(&app).await.unwrap();
+    assert_eq!(r.sent, 2, "{r:?}");
+    let spammed = replies_to(&app, &sends[0].1).await.remove(0).message_id;
+    let lost = replies_to(&app, &sends[1].1).await.remove(0).message_id;
+    // The sender's provider files one reply as spam; the other never reaches the sender's
+    // mailbox (deleted before any scan, as a provider that dropped it would leave it).
+    wait_arrived(&lab, &spammed).await;
+    wait_arrived(&lab, &lost).await;
+    assert_eq!(
+        imap_util::move_message(&lab, SENDER, &spammed, "Junk").await,
+        1
+    );
+    assert_eq!(imap_util::delete_message(&lab, SENDER, &lost).await, 1);
+
+    // The scan places the spammed reply, opens it and moves it to the inbox, once.
+    let p = wait_reply_placed(&app, &spammed).await;
+    assert_eq!(p.record.placement, Placement::Spam);
+    assert_eq!(p.record.folder.as_deref(), Some("Junk"));
+    let copies = imap_util::where_is(&lab, SENDER, &spammed).await;
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert_eq!(copies[0].0, "INBOX", "{copies:?}");
+    assert!(copies[0].1.iter().any(|f| f.contains("Seen")), "{copies:?}");
+    let events = |id: i64| {
+        let pool = pool.clone();
+        async move {
+            store::engagement::list_for_placement(&pool, id)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.action, e.detail.unwrap_or_default()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let first = events(p.id).await;
+    assert_eq!(
+        first,
+        vec![
+            (EngagementAction::Open, "opened by the sender".to_owned()),
+            (EngagementAction::Rescue, "Junk → INBOX".to_owned()),
+        ]
+    );
+    // Not yet overdue: the lost reply is still awaited.
+    assert_eq!(
+        store::ledger::get_by_message_id(&pool, &lost)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Past warmup.missing_after_minutes, a successful scan records it missing, once.
+    clock.advance(app.config.warmup.missing_after_minutes as i64 * 60 + 60);
+    let sender = store::senders::get(&pool, p_sender(&app).await)
+        .await
+        .unwrap()
+        .unwrap();
+    let r = sender_scan::scan_sender(&app, &sender).await.unwrap();
+    assert_eq!((r.missing, r.engaged, r.recorded), (1, 0, 0), "{r:?}");
+    let missing = store::ledger::get_by_message_id(&pool, &lost)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(missing.record.placement, Placement::Missing);
+    assert_eq!(missing.record.folder, None);
+    let r = sender_scan::scan_sender(&app, &sender).await.unwrap();
+    assert_eq!((r.missing, r.engaged, r.recorded), (0, 0, 0), "{r:?}");
+    // Nothing left to wait for: the sender is not scanned any more.
+    assert!(sender_scan::scan_pending(&app).await.unwrap().is_empty());
+    assert_eq!(events(p.id).await, first, "nothing done twice");
+    assert_eq!(imap_util::where_is(&lab, SENDER, &spammed).await.len(), 1);
+}
+
+async fn p_sender(app: &App) -> i64 {
+    store::campaigns::get_by_name(app.store.pool(), "lab-warmup")
+        .await
+        .unwrap()
+        .unwrap()
+        .sender_id
+}

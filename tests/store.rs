@@ -1109,6 +1109,7 @@ fn placement_for(
         auth_results: Some("mx.google.com; spf=pass; dkim=pass; dmarc=pass".to_owned()),
         imap_uidvalidity: Some(7),
         imap_uid: Some(4_000_000_000),
+        gmail: None,
     }
 }
 

@@ -24,6 +24,15 @@ pub enum BenchCommand {
     Dispatch(DispatchBench),
     /// Plan and insert the day's sends of many campaigns (SQLite, or a PostgreSQL URL).
     Planning(super::bench_planning::PlanningBench),
+    /// IMAP commands per message found, classified and engaged (lab Dovecot).
+    ImapRoundTrips(super::bench_imap::RoundTripsBench),
+    /// Process memory with many seed sessions idling (lab Dovecot).
+    ImapMemory(super::bench_imap::MemoryBench),
+    /// Scan of many new messages vs a plain IMAP client (lab Dovecot).
+    ImapScan(super::bench_imap::ScanBench),
+    /// 10 million ledger rows rolled up, then a campaign report over 90 days (SQLite, or
+    /// PostgreSQL with --database-url / DATABASE_URL).
+    Report(super::bench_report::ReportBench),
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +89,10 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<ExitCode> {
         BenchCommand::Preflight(b) => preflight(b).await,
         BenchCommand::Dispatch(b) => dispatch(b).await,
         BenchCommand::Planning(b) => super::bench_planning::run(b).await,
+        BenchCommand::ImapRoundTrips(b) => super::bench_imap::round_trips(b).await,
+        BenchCommand::ImapMemory(b) => super::bench_imap::memory(b).await,
+        BenchCommand::ImapScan(b) => super::bench_imap::scan(b).await,
+        BenchCommand::Report(b) => super::bench_report::run(b).await,
     }
 }
 

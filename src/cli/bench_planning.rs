@@ -222,14 +222,14 @@ async fn setup(
 }
 
 /// A fresh PostgreSQL database for one run.
-struct BenchDb {
+pub(super) struct BenchDb {
     admin: String,
     name: String,
-    url: String,
+    pub(super) url: String,
 }
 
 impl BenchDb {
-    async fn create(admin: &str) -> anyhow::Result<BenchDb> {
+    pub(super) async fn create(admin: &str) -> anyhow::Result<BenchDb> {
         sqlx::any::install_default_drivers();
         let name = format!("hearth_bench_{}", uuid::Uuid::new_v4().simple());
         let mut conn = AnyConnection::connect(admin)
@@ -246,7 +246,7 @@ impl BenchDb {
         })
     }
 
-    async fn drop_db(self) {
+    pub(super) async fn drop_db(self) {
         if let Ok(mut conn) = AnyConnection::connect(&self.admin).await {
             let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
             if let Err(e) = conn.execute(AssertSqlSafe(sql)).await {

@@ -2,8 +2,11 @@
 //! (database unreachable, a refused transition), 2 bad input (usage, config, CSV).
 
 mod bench;
+mod bench_imap;
 pub mod bench_planning;
+mod bench_report;
 mod preflight;
+mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -66,6 +69,10 @@ pub enum Command {
     Preflight(preflight::PreflightArgs),
     /// Evaluate SPF (RFC 7208) for an IP and identity: the result word, then why.
     Spf(preflight::SpfArgs),
+    /// Placement report of a campaign per provider and day (table, JSON or CSV).
+    Report(report::ReportArgs),
+    /// Every campaign: its day in the ramp, state and pause reason, held providers, health.
+    Status(report::StatusArgs),
     /// Benchmarks (run them against the lab, in a release build).
     Bench {
         #[command(subcommand)]
@@ -111,6 +118,12 @@ pub enum CampaignCommand {
     Pause { name: String },
     /// Resume a paused campaign.
     Resume { name: String },
+    /// Lift the placement guard's hold of one provider (its seeds are planned again).
+    Release {
+        name: String,
+        /// gmail, outlook, yahoo or other.
+        provider: crate::domain::Provider,
+    },
 }
 
 /// Bad input: exit code 2.
@@ -181,6 +194,8 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         Command::Campaign { command } => campaign(config, command).await,
         Command::Preflight(args) => preflight::preflight(config, args).await,
         Command::Spf(args) => preflight::spf(config, args).await,
+        Command::Report(args) => report::report(config, args).await,
+        Command::Status(args) => report::status(config, args).await,
         Command::Bench { command } => bench::run(command).await,
     }
 }
@@ -458,6 +473,14 @@ async fn campaign(config: Config, command: CampaignCommand) -> anyhow::Result<Ex
                 anyhow::bail!("campaign {name:?} is {}, not active", c.status);
             }
             println!("campaign {name} paused");
+            Ok(ExitCode::SUCCESS)
+        }
+        CampaignCommand::Release { name, provider } => {
+            let c = find(&name).await?;
+            if !store::holds::release(pool, c.id, provider, now).await? {
+                anyhow::bail!("campaign {name:?} has no hold on {provider}");
+            }
+            println!("campaign {name}: {provider} released; it is planned again from the next day");
             Ok(ExitCode::SUCCESS)
         }
         CampaignCommand::Resume { name } => {

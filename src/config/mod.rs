@@ -19,11 +19,15 @@
 //! - `content.template_share` = 0.5 when templates are given (the rest from the built-in
 //!   corpus), `content.allow_links` = false (templates with links, images or remote resources
 //!   are refused at load; see `sender/template.rs`).
+//! - `imap.max_sessions` = 200 (IMAP sessions open at once, all seeds together);
+//!   `imap.provider_sessions` = `{ gmail = 15, outlook = 20, yahoo = 10, other = 10 }` (at once
+//!   per provider; a key given replaces only that provider's default).
 //! - `seeds[].daily_cap` = 2 (messages a seed receives a day, from every campaign together).
 //! - `seeds[].smtp` (for replies) is optional; its `host` defaults by provider (Gmail
 //!   `smtp.gmail.com`, Outlook `smtp.office365.com`, Yahoo `smtp.mail.yahoo.com`; required for
 //!   `other`), its `password` to the seed's IMAP password.
 
+mod alerts;
 pub mod raw;
 mod validate;
 
@@ -35,6 +39,7 @@ use secrecy::SecretString;
 
 use crate::domain::{DomainName, EmailAddress, HeloName, Provider, TlsMode, WarmupPlan};
 
+pub use alerts::{GuardConfig, WebhookConfig, WebhookEvent};
 pub use raw::{RawCampaign, RawConn, RawFolders, RawSeed, RawSender};
 pub use validate::{
     ConfigProblem, MIN_API_TOKEN_LEN, guess_provider, validate_campaign, validate_seed,
@@ -57,6 +62,11 @@ pub struct Config {
     pub preflight: PreflightConfig,
     /// The built-in corpus mixed with the user's templates.
     pub content: crate::sender::content::Library,
+    pub imap: ImapConfig,
+    /// Auto-pause on bad placement or bounces (`[guard]`).
+    pub guard: GuardConfig,
+    /// Signed JSON POSTs on pause, resume and preflight failure (`[[webhooks]]`).
+    pub webhooks: Vec<WebhookConfig>,
     pub senders: Vec<SenderConfig>,
     pub seeds: Vec<SeedConfig>,
     pub campaigns: Vec<CampaignConfig>,
@@ -154,6 +164,48 @@ pub struct WarmupConfig {
     pub resend_after_secs: u64,
     /// Warm-up mail older than this is deleted from the seeds' warm-up and spam folders.
     pub retention_days: u64,
+}
+
+/// How many IMAP sessions the seed workers may hold open at once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImapConfig {
+    /// All seeds together.
+    pub max_sessions: usize,
+    /// Per provider (every provider has an entry).
+    pub provider_sessions: std::collections::HashMap<Provider, usize>,
+}
+
+impl ImapConfig {
+    pub const DEFAULT_MAX_SESSIONS: usize = 200;
+
+    /// Gmail allows about 15 IMAP connections per account, Office 365 about 20; the others
+    /// publish nothing, so 10.
+    pub fn default_provider_sessions(provider: Provider) -> usize {
+        match provider {
+            Provider::Gmail => 15,
+            Provider::Outlook => 20,
+            Provider::Yahoo | Provider::Other => 10,
+        }
+    }
+
+    pub fn for_provider(&self, provider: Provider) -> usize {
+        self.provider_sessions
+            .get(&provider)
+            .copied()
+            .unwrap_or_else(|| Self::default_provider_sessions(provider))
+    }
+}
+
+impl Default for ImapConfig {
+    fn default() -> Self {
+        ImapConfig {
+            max_sessions: Self::DEFAULT_MAX_SESSIONS,
+            provider_sessions: Provider::ALL
+                .iter()
+                .map(|p| (*p, Self::default_provider_sessions(*p)))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

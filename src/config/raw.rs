@@ -21,6 +21,12 @@ pub struct RawConfig {
     #[serde(default)]
     pub content: RawContent,
     #[serde(default)]
+    pub imap: RawImap,
+    #[serde(default)]
+    pub guard: RawGuard,
+    #[serde(default)]
+    pub webhooks: Vec<RawWebhook>,
+    #[serde(default)]
     pub senders: Vec<RawSender>,
     #[serde(default)]
     pub seeds: Vec<RawSeed>,
@@ -84,6 +90,13 @@ pub struct RawTemplate {
     pub subject: String,
     pub text: String,
     pub html: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawImap {
+    pub max_sessions: Option<usize>,
+    pub provider_sessions: Option<std::collections::BTreeMap<String, usize>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -213,4 +226,28 @@ pub struct RawCampaign {
     pub auto_resume: Option<bool>,
     #[serde(default)]
     pub plan: RawPlan,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGuard {
+    pub enabled: Option<bool>,
+    pub window: Option<u32>,
+    pub min_sample: Option<u32>,
+    pub spam_warn_percent: Option<f64>,
+    pub spam_pause_percent: Option<f64>,
+    pub bounce_pause_percent: Option<f64>,
+    pub per_provider: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub name: String,
+    pub url: String,
+    pub secret: toml::Value,
+    pub events: Option<Vec<String>>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout_secs: Option<u64>,
+    pub max_attempts: Option<u32>,
 }

@@ -100,13 +100,13 @@ fn insert_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> 
     }
 }
 
-struct Ctx<'a> {
+pub(super) struct Ctx<'a> {
     base: &'a Path,
     problems: Vec<ConfigProblem>,
 }
 
 impl Ctx<'_> {
-    fn bad(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn bad(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.problems.push(ConfigProblem::new(key, message));
     }
 
@@ -119,7 +119,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn readable_file(&mut self, key: &str, p: &Path) -> Option<PathBuf> {
+    pub(super) fn readable_file(&mut self, key: &str, p: &Path) -> Option<PathBuf> {
         let full = self.path(p);
         match std::fs::metadata(&full) {
             Ok(m) if m.is_file() => Some(full),
@@ -134,7 +134,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn secret(&mut self, key: &str, v: &toml::Value) -> Option<SecretSource> {
+    pub(super) fn secret(&mut self, key: &str, v: &toml::Value) -> Option<SecretSource> {
         const EXPECTED: &str = "expected a string, { env = \"VARIABLE\" } or { file = \"PATH\" }";
         match v {
             toml::Value::String(s) if !s.is_empty() => {
@@ -352,6 +352,9 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<ConfigProblem
     let warmup = warmup(&mut cx, &raw.warmup);
     let preflight = preflight(&mut cx, &raw.preflight);
     let content = content(&mut cx, &raw.content);
+    let imap = imap(&mut cx, &raw.imap);
+    let guard = super::alerts::guard(&mut cx, &raw.guard);
+    let webhooks = super::alerts::webhooks(&mut cx, &raw.webhooks);
 
     let mut senders = Vec::new();
     let mut sender_names = HashSet::new();
@@ -413,6 +416,9 @@ pub fn validate(raw: RawConfig, base: &Path) -> Result<Config, Vec<ConfigProblem
             warmup,
             preflight,
             content,
+            imap,
+            guard,
+            webhooks,
             senders,
             seeds,
             campaigns,
@@ -521,7 +527,7 @@ fn api_tokens(cx: &mut Ctx, raw: Option<&toml::Value>) -> Vec<SecretString> {
 pub const MIN_API_TOKEN_LEN: usize = 16;
 
 /// Server-level secrets are needed at start, so they are read now.
-fn resolve_now(cx: &mut Ctx, key: &str, s: SecretSource) -> Option<SecretString> {
+pub(super) fn resolve_now(cx: &mut Ctx, key: &str, s: SecretSource) -> Option<SecretString> {
     match s {
         SecretSource::Inline(v) => Some(v),
         SecretSource::Env(name) => std::env::var(&name).ok().map(SecretString::from),
@@ -687,6 +693,27 @@ fn warmup(cx: &mut Ctx, raw: &RawWarmup) -> WarmupConfig {
         lease_secs,
         resend_after_secs,
     }
+}
+
+fn imap(cx: &mut Ctx, raw: &RawImap) -> ImapConfig {
+    let mut imap = ImapConfig::default();
+    if let Some(n) = raw.max_sessions {
+        if n == 0 {
+            cx.bad("imap.max_sessions", "expected at least 1 session");
+        }
+        imap.max_sessions = n;
+    }
+    for (name, n) in raw.provider_sessions.iter().flatten() {
+        let key = format!("imap.provider_sessions.{name}");
+        match name.parse::<Provider>() {
+            Err(e) => cx.bad(key, e.to_string()),
+            Ok(_) if *n == 0 => cx.bad(key, "expected at least 1 session"),
+            Ok(p) => {
+                imap.provider_sessions.insert(p, *n);
+            }
+        }
+    }
+    imap
 }
 
 fn preflight(cx: &mut Ctx, raw: &RawPreflight) -> PreflightConfig {

@@ -12,6 +12,7 @@ pub use domain_name::{DomainName, HeloName, ParseNameError, valid_hostname};
 pub use endpoint::{Endpoint, TlsMode, is_loopback_host};
 pub use plan::{EngagementRates, Increase, ProviderMix, SendingWindow, WarmupPlan};
 pub use status::{
-    CampaignStatus, EngagementAction, OutboxStatus, PauseReason, Placement, PreflightTrigger,
-    Provider, SeedStatus, SendKind, Source, UnknownVariant, Verdict,
+    CampaignStatus, EngagementAction, GmailTab, OutboxStatus, PauseReason, Placement,
+    PreflightTrigger, Provider, SeedStatus, SendKind, Source, UnknownVariant, Verdict,
+    WebhookStatus,
 };

@@ -17,7 +17,7 @@ pub struct UnknownVariant {
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident, $kind:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($(#[$vmeta])* $variant),+ }
 
@@ -108,6 +108,31 @@ text_enum! {
 }
 
 text_enum! {
+    /// The Gmail inbox tab a message was sorted into, found with `X-GM-RAW "category:…"`
+    /// (only on servers with Gmail's `X-GM-EXT-1`; Gmail does not show tabs as labels).
+    GmailTab, "gmail tab" {
+        Primary = "primary",
+        Promotions = "promotions",
+        Social = "social",
+        Updates = "updates",
+        Forums = "forums",
+    }
+}
+
+impl GmailTab {
+    /// The ledger's folder class of a message in the inbox under this tab: the Primary tab
+    /// is the inbox, Promotions is `promotions`, and the other tabs are `other` (the tab
+    /// itself is kept beside the class).
+    pub fn placement(self) -> Placement {
+        match self {
+            GmailTab::Primary => Placement::Inbox,
+            GmailTab::Promotions => Placement::Promotions,
+            GmailTab::Social | GmailTab::Updates | GmailTab::Forums => Placement::Other,
+        }
+    }
+}
+
+text_enum! {
     /// The outcome of one preflight check, and of a run (its worst check).
     Verdict, "verdict" {
         Pass = "pass",
@@ -168,6 +193,19 @@ text_enum! {
         Config = "config",
         Import = "import",
         Api = "api",
+    }
+}
+
+text_enum! {
+    /// State of one webhook delivery (one event to one endpoint).
+    WebhookStatus, "webhook status" {
+        /// Waiting for its `run_at` (first try or a retry).
+        Pending = "pending",
+        Delivered = "delivered",
+        /// Given up on: a permanent refusal or attempts exhausted.
+        Failed = "failed",
+        /// The event is not one this endpoint is told about.
+        Skipped = "skipped",
     }
 }
 

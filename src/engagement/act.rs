@@ -13,7 +13,7 @@ use futures::TryStreamExt as _;
 
 use super::imap::{ImapError, Session};
 use super::scan::{ScanError, discover_folders};
-use super::{decide, reply};
+use super::{decide, gmail, reply};
 use crate::config::FolderOverrides;
 use crate::domain::{EngagementAction, Placement};
 use crate::startup::{App, CampaignSpec};
@@ -38,6 +38,8 @@ pub struct EngageReport {
 struct Due {
     placement_id: i64,
     message_id: String,
+    /// Where the message was first seen (the ledger's class).
+    placement: Placement,
     actions: Vec<EngagementAction>,
 }
 
@@ -60,6 +62,27 @@ pub async fn engage_seed(app: &App, seed: &SeedRow) -> Result<EngageReport, Scan
     result
 }
 
+/// The same pass over a session that is already open (the seed workers keep theirs). Sends
+/// nothing to the server when nothing is due.
+pub async fn engage_session(
+    app: &App,
+    seed: &SeedRow,
+    session: &mut Session,
+) -> Result<EngageReport, ScanError> {
+    let now = app.clock.now();
+    let candidates =
+        store::ledger::engage_candidates(app.store.pool(), seed.id, now - HORIZON_SECS).await?;
+    let can_reply = seed.record.smtp.is_some();
+    let due: Vec<Due> = candidates
+        .iter()
+        .filter_map(|c| due_actions(c, now, can_reply))
+        .collect();
+    if due.is_empty() {
+        return Ok(EngageReport::default());
+    }
+    act(app, seed, session, &due).await
+}
+
 /// The actions of a candidate whose time has come and that are not recorded yet.
 /// Replies are planned only for seeds that can send (`can_reply`: the seed has SMTP).
 fn due_actions(c: &EngageCandidate, now: i64, can_reply: bool) -> Option<Due> {
@@ -75,6 +98,7 @@ fn due_actions(c: &EngageCandidate, now: i64, can_reply: bool) -> Option<Due> {
     (!actions.is_empty()).then(|| Due {
         placement_id: c.placement.id,
         message_id: p.message_id.clone(),
+        placement: p.placement,
         actions,
     })
 }
@@ -89,6 +113,7 @@ async fn act(
     let mut report = EngageReport::default();
     let caps = session.capabilities().await.map_err(ImapError::from)?;
     let has_move = caps.has_str("MOVE");
+    let gmail = gmail::supported(&caps);
     let folders = discover_folders(session, seed).await?;
     let overrides: FolderOverrides = serde_json::from_str(&seed.record.folders).unwrap_or_default();
     let warmup = overrides
@@ -155,9 +180,19 @@ async fn act(
                 .map_err(ImapError::from)?;
             report.performed += record(app, &these, action, &folder).await?;
         }
-        // Gmail's \Important label needs its IMAP extension; other servers have no such thing.
+        // Gmail's \Important label needs its IMAP extension; other servers have no such
+        // thing, and the action is recorded as not done (so it is not retried every pass).
         let important = set_of(EngagementAction::Important);
-        if !important.is_empty() && !caps.has_str("X-GM-EXT-1") {
+        if !important.is_empty() && gmail {
+            gmail::add_label(session, &uid_set(&important), gmail::IMPORTANT).await?;
+            report.performed += record(
+                app,
+                &important,
+                EngagementAction::Important,
+                "+X-GM-LABELS (\\Important)",
+            )
+            .await?;
+        } else if !important.is_empty() {
             for (d, _) in &important {
                 store::engagement::record(
                     pool,
@@ -185,6 +220,30 @@ async fn act(
                     &rescue,
                     EngagementAction::Rescue,
                     &format!("{folder} → {}", folders.inbox),
+                )
+                .await?;
+            } else if gmail && in_inbox {
+                // Out of Promotions: Gmail's IMAP cannot change a message's tab (see
+                // `gmail`); the documented signal is the \Important label. Mail first
+                // seen in spam and rescued before is already in the inbox: recognised.
+                let (promo, rescued): (Vec<_>, Vec<_>) = rescue
+                    .iter()
+                    .partition(|(d, _)| d.placement == Placement::Promotions);
+                if !promo.is_empty() {
+                    gmail::add_label(session, &uid_set(&promo), gmail::IMPORTANT).await?;
+                    report.performed += record(
+                        app,
+                        &promo,
+                        EngagementAction::Rescue,
+                        "Promotions: +X-GM-LABELS (\\Important); the tab is not changeable over IMAP",
+                    )
+                    .await?;
+                }
+                report.recognised += record(
+                    app,
+                    &rescued,
+                    EngagementAction::Rescue,
+                    "already out of spam",
                 )
                 .await?;
             } else {
@@ -352,7 +411,7 @@ fn uid_set(items: &[(&Due, u32)]) -> String {
 }
 
 /// UID MOVE, or COPY + \Deleted + UID EXPUNGE where the server has no MOVE.
-async fn move_uids(
+pub(super) async fn move_uids(
     session: &mut Session,
     uids: &str,
     to: &str,

@@ -106,7 +106,13 @@ pub fn discover(
                 .find(|n| exists(n))
                 .map(|n| (*n).to_owned())
         });
-    let warmup = overrides.warmup.as_deref();
+    // Mail filed there was found (and recorded) elsewhere first; delivery never lands there.
+    let warmup = Some(
+        overrides
+            .warmup
+            .as_deref()
+            .unwrap_or(super::act::DEFAULT_WARMUP_FOLDER),
+    );
     let mut scan = vec![(inbox.clone(), Placement::Inbox)];
     if let Some(s) = &spam {
         scan.push((s.clone(), Placement::Spam));

@@ -1,11 +1,17 @@
 //! IMAP sessions over tokio: plain (loopback only), STARTTLS (required, never downgraded)
 //! or implicit TLS, with certificates verified against the public roots and `ca_file`.
 
+use std::collections::HashMap;
 use std::fmt::Debug;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use crate::domain::{Endpoint, TlsMode};
@@ -36,6 +42,119 @@ impl ImapError {
     pub fn is_transient(&self) -> bool {
         matches!(self, ImapError::Unreachable { .. } | ImapError::Protocol(_))
     }
+}
+
+/// Whether a `NO`/`BAD` answer to LOGIN means "these credentials are refused" (the seed is
+/// broken until someone fixes them) rather than "not now" (RFC 5530 response codes: the server
+/// is unavailable, the account is in use or over a limit). Without a response code, a refusal.
+pub fn login_refused(reason: &str) -> bool {
+    const NOT_NOW: &[&str] = &["[UNAVAILABLE]", "[INUSE]", "[LIMIT]", "[SERVERBUG]"];
+    let upper = reason.to_ascii_uppercase();
+    !NOT_NOW.iter().any(|code| upper.contains(code))
+}
+
+/// Process-wide IMAP counters: commands sent (every tagged command, STARTTLS and LOGIN
+/// included) and sessions open (streams alive, from the greeting to the drop).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ImapStats {
+    pub commands: u64,
+    pub sessions_open: i64,
+}
+
+static COMMANDS: AtomicU64 = AtomicU64::new(0);
+static SESSIONS_OPEN: AtomicI64 = AtomicI64::new(0);
+
+pub fn stats() -> ImapStats {
+    ImapStats {
+        commands: COMMANDS.load(Ordering::Relaxed),
+        sessions_open: SESSIONS_OPEN.load(Ordering::Relaxed),
+    }
+}
+
+/// The stream under every session: counts the tagged commands written through it (async-imap
+/// writes each tag, `A0001`, as its own write at the start of a line) and keeps the open-session
+/// gauge. Sits above TLS, so it sees the plain protocol.
+#[derive(Debug)]
+struct Counted<S> {
+    inner: S,
+    at_line_start: bool,
+}
+
+impl<S> Counted<S> {
+    fn new(inner: S) -> Self {
+        SESSIONS_OPEN.fetch_add(1, Ordering::Relaxed);
+        Counted {
+            inner,
+            at_line_start: true,
+        }
+    }
+}
+
+impl<S> Drop for Counted<S> {
+    fn drop(&mut self) {
+        SESSIONS_OPEN.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn is_tag(buf: &[u8]) -> bool {
+    buf.len() == 5 && buf[0] == b'A' && buf[1..].iter().all(u8::is_ascii_digit)
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let poll = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &poll {
+            if this.at_line_start && *n == buf.len() && is_tag(buf) {
+                COMMANDS.fetch_add(1, Ordering::Relaxed);
+            }
+            if *n > 0 {
+                this.at_line_start = buf[..*n].ends_with(b"\r\n");
+            }
+        }
+        poll
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// One rustls config per CA file, shared by every session: a config holds the whole root
+/// store and the session-resumption cache, far too much to build per connection when
+/// thousands of seeds stay logged in.
+fn tls_connector(
+    ca_file: Option<&std::path::Path>,
+) -> Result<tokio_rustls::TlsConnector, crate::tls::TlsError> {
+    static CONFIGS: Mutex<Option<HashMap<Option<PathBuf>, Arc<rustls::ClientConfig>>>> =
+        Mutex::new(None);
+    let key = ca_file.map(std::path::Path::to_path_buf);
+    let mut cache = CONFIGS.lock().unwrap_or_else(|e| e.into_inner());
+    let map = cache.get_or_insert_with(HashMap::new);
+    if let Some(cfg) = map.get(&key) {
+        return Ok(tokio_rustls::TlsConnector::from(cfg.clone()));
+    }
+    let cfg = crate::tls::client_config(ca_file)?;
+    map.insert(key, cfg.clone());
+    Ok(tokio_rustls::TlsConnector::from(cfg))
 }
 
 impl From<async_imap::error::Error> for ImapError {
@@ -94,15 +213,14 @@ async fn open(
         .map_err(|e| unreachable(e.to_string()))?;
 
     let connector = || -> Result<tokio_rustls::TlsConnector, ImapError> {
-        let cfg = crate::tls::client_config(endpoint.ca_file.as_deref())
-            .map_err(|e| tls_err(e.to_string()))?;
-        Ok(tokio_rustls::TlsConnector::from(cfg))
+        tls_connector(endpoint.ca_file.as_deref()).map_err(|e| tls_err(e.to_string()))
     };
     let name = || crate::tls::server_name(host).map_err(|e| tls_err(e.to_string()));
 
     let stream: Box<dyn ImapStream> = match endpoint.tls {
         TlsMode::None => {
-            let mut client = async_imap::Client::new(Box::new(tcp) as Box<dyn ImapStream>);
+            let mut client =
+                async_imap::Client::new(Box::new(Counted::new(tcp)) as Box<dyn ImapStream>);
             greeting(&mut client, &unreachable, timeout).await?;
             return login(client, endpoint, credential, timeout).await;
         }
@@ -111,11 +229,13 @@ async fn open(
                 .await
                 .map_err(|_| unreachable("TLS handshake timed out".into()))?
                 .map_err(|e| tls_err(e.to_string()))?;
-            Box::new(tls)
+            Box::new(Counted::new(tls))
         }
         TlsMode::Starttls => {
             let mut client = async_imap::Client::new(tcp);
             greeting(&mut client, &unreachable, timeout).await?;
+            // Written on the plain stream, below the counting wrapper: counted here.
+            COMMANDS.fetch_add(1, Ordering::Relaxed);
             tokio::time::timeout(timeout, client.run_command_and_check_ok("STARTTLS", None))
                 .await
                 .map_err(|_| unreachable("STARTTLS timed out".into()))?
@@ -125,7 +245,7 @@ async fn open(
                 .await
                 .map_err(|_| unreachable("TLS handshake timed out".into()))?
                 .map_err(|e| tls_err(e.to_string()))?;
-            Box::new(tls)
+            Box::new(Counted::new(tls))
         }
     };
     let mut client = async_imap::Client::new(stream);
@@ -182,7 +302,9 @@ async fn login(
         }),
         Ok(Ok(session)) => Ok(session),
         Ok(Err((e, _))) => match e {
-            async_imap::error::Error::No(msg) | async_imap::error::Error::Bad(msg) => {
+            async_imap::error::Error::No(msg) | async_imap::error::Error::Bad(msg)
+                if login_refused(&msg) =>
+            {
                 Err(ImapError::Login {
                     user: endpoint.username.clone(),
                     detail: msg,
@@ -211,6 +333,39 @@ impl async_imap::Authenticator for XOAuth2 {
             Vec::new()
         } else {
             self.response.expose_secret().as_bytes().to_vec()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_answers_are_classified() {
+        // (server's text after NO, refused for good?)
+        let cases = [
+            ("[AUTHENTICATIONFAILED] Authentication failed.", true),
+            ("[AUTHORIZATIONFAILED] No such user", true),
+            ("[EXPIRED] Password expired", true),
+            ("[PRIVACYREQUIRED] TLS needed", true),
+            ("Invalid credentials (Failure)", true),
+            ("[UNAVAILABLE] Temporary authentication failure.", false),
+            ("[INUSE] Mailbox locked", false),
+            ("[LIMIT] Too many simultaneous connections", false),
+            ("[SERVERBUG] Internal error occurred.", false),
+        ];
+        for (text, refused) in cases {
+            assert_eq!(login_refused(text), refused, "{text}");
+        }
+    }
+
+    #[test]
+    fn only_tag_shaped_writes_count() {
+        assert!(is_tag(b"A0001"));
+        assert!(is_tag(b"A9999"));
+        for not in [&b"A001"[..], b"A0001 ", b"B0001", b"DONE\r\n", b"A00x1"] {
+            assert!(!is_tag(not), "{not:?}");
         }
     }
 }

@@ -4,11 +4,14 @@
 pub mod act;
 pub mod decide;
 pub mod folders;
+pub mod gmail;
 pub mod headers;
 pub mod imap;
 pub mod login;
+pub mod pool;
 pub mod reply;
 pub mod retention;
 pub mod scan;
+pub mod seed_worker;
 pub mod sender_scan;
 pub mod upkeep;

@@ -6,13 +6,17 @@ use std::time::Duration;
 use futures::TryStreamExt as _;
 
 use super::folders::{self, FolderMap};
-use super::headers;
 use super::imap::{ImapError, Session};
+use super::{gmail, headers};
 use crate::config::FolderOverrides;
 use crate::domain::{OutboxStatus, Placement, SeedStatus};
 use crate::mark::MarkMode;
 use crate::startup::App;
-use crate::store::{self, ledger::NewPlacement, seeds::SeedRow};
+use crate::store::{
+    self,
+    ledger::{GmailSeen, NewPlacement},
+    seeds::SeedRow,
+};
 
 const IMAP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -26,6 +30,10 @@ pub struct ScanReport {
     /// Messages carrying the mark (header, or the body's prefix) that did not verify: ignored.
     pub forged: usize,
     pub folders: Vec<String>,
+    /// Replies recorded `missing` (sender mailboxes only: not found in time).
+    pub missing: usize,
+    /// Actions done on what was found (sender mailboxes only: open, rescue from spam).
+    pub engaged: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,28 +100,43 @@ pub async fn discover_folders(
     Ok(folders::discover(&listed, seed.record.provider, &overrides))
 }
 
-async fn scan_session(
+/// Scans the seed over a session that is already open (the seed workers keep theirs).
+pub async fn scan_session(
     app: &App,
     seed: &SeedRow,
     session: &mut Session,
 ) -> Result<ScanReport, ScanError> {
     let map = discover_folders(session, seed).await?;
+    let caps = session.capabilities().await.map_err(ImapError::from)?;
+    let gmail = gmail::supported(&caps);
     let mut report = ScanReport::default();
     for (folder, class) in &map.scan {
-        scan_folder(app, seed, session, folder, *class, &mut report).await?;
+        let view = FolderView {
+            name: folder,
+            class: *class,
+            gmail,
+        };
+        scan_folder(app, seed, session, &view, &mut report).await?;
         report.folders.push(folder.clone());
     }
     Ok(report)
+}
+
+/// A folder to scan: its name, its class, and whether the server speaks Gmail's extensions.
+struct FolderView<'a> {
+    name: &'a str,
+    class: Placement,
+    gmail: bool,
 }
 
 async fn scan_folder(
     app: &App,
     seed: &SeedRow,
     session: &mut Session,
-    folder: &str,
-    class: Placement,
+    view: &FolderView<'_>,
     report: &mut ScanReport,
 ) -> Result<(), ScanError> {
+    let (folder, class) = (view.name, view.class);
     let pool = app.store.pool();
     let mailbox = session.select(folder).await.map_err(ImapError::from)?;
     let uidvalidity = i64::from(mailbox.uid_validity.unwrap_or(0));
@@ -149,21 +172,29 @@ async fn scan_folder(
             .map(u32::to_string)
             .collect::<Vec<_>>()
             .join(",");
+        // The mark is in the text: the whole message (warm-up mail is small).
+        let part = if body_mark {
+            "BODY.PEEK[]"
+        } else {
+            "BODY.PEEK[HEADER]"
+        };
+        let labels = if view.gmail { " X-GM-LABELS" } else { "" };
         let fetches: Vec<_> = session
-            .uid_fetch(
-                &set,
-                if body_mark {
-                    // The mark is in the text: the whole message (warm-up mail is small).
-                    "(UID INTERNALDATE BODY.PEEK[])"
-                } else {
-                    "(UID INTERNALDATE BODY.PEEK[HEADER])"
-                },
-            )
+            .uid_fetch(&set, format!("(UID INTERNALDATE{labels} {part})"))
             .await
             .map_err(ImapError::from)?
             .try_collect()
             .await
             .map_err(ImapError::from)?;
+        // Gmail sorts its inbox into tabs: which one each new message is in.
+        let tabs = if view.gmail && class == Placement::Inbox {
+            Some(gmail::tabs(session, &uids).await?)
+        } else {
+            None
+        };
+        // One transaction for the whole batch: a commit per message cost ~0.3 ms each on
+        // SQLite, ten times the IMAP time of the batch (`hearth bench imap-scan`).
+        let mut tx = pool.begin().await.map_err(store::StoreError::from)?;
         for f in &fetches {
             let Some(raw) = (if body_mark { f.body() } else { f.header() }) else {
                 continue;
@@ -182,7 +213,7 @@ async fn scan_folder(
                 report.forged += 1;
                 continue;
             }
-            let Some(sent) = store::outbox::get_by_message_id(pool, message_id).await? else {
+            let Some(sent) = store::outbox::get_by_message_id(&mut *tx, message_id).await? else {
                 continue;
             };
             if sent.seed_id != seed.id {
@@ -197,6 +228,11 @@ async fn scan_folder(
                 .first()
                 .map(|v| headers::auth_verdicts(v))
                 .unwrap_or_default();
+            let tab = match (&tabs, f.uid) {
+                (Some(t), Some(uid)) => t.get(&uid).copied(),
+                _ => None,
+            };
+            let class = tab.map(|t| t.placement()).unwrap_or(class);
             let placement = NewPlacement {
                 outbox_id: sent.id,
                 seed_id: seed.id,
@@ -212,8 +248,12 @@ async fn scan_folder(
                 auth_results: (!seen.auth_results.is_empty()).then(|| seen.auth_results.join("\n")),
                 imap_uidvalidity: Some(uidvalidity),
                 imap_uid: f.uid.map(i64::from),
+                gmail: view.gmail.then(|| GmailSeen {
+                    labels: gmail::labels(f),
+                    tab,
+                }),
             };
-            if store::ledger::record(pool, &placement, now).await? {
+            if store::ledger::record(&mut *tx, &placement, now).await? {
                 report.recorded += 1;
                 tracing::info!(seed = %seed.record.address, %message_id, placement = %class, folder, "placement recorded");
             }
@@ -223,6 +263,7 @@ async fn scan_folder(
                 tracing::info!(%message_id, "found in the seed inbox while marked sending");
             }
         }
+        tx.commit().await.map_err(store::StoreError::from)?;
     }
     store::cursors::set(pool, seed.id, folder, uidvalidity, high, app.clock.now()).await?;
     Ok(())

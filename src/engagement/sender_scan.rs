@@ -2,6 +2,13 @@
 //! spam)? Each reply found is recorded in the placement ledger once, under its own outbox row
 //! (kind `reply`, `in_reply_to` = the original), so the ledger links it to the message it
 //! answers. Incremental per folder (UIDVALIDITY + highest UID, in `sender_cursors`).
+//!
+//! The sender then reacts like a person to the replies it finds: it opens them (`\Seen`) and
+//! rescues the ones in spam (MOVE to the inbox), each an engagement event of the reply's
+//! ledger row, done only when not recorded yet (a reply seen again after a crash is only
+//! recorded, never moved twice). A reply not found within `warmup.missing_after_minutes` of
+//! its sending, after a scan that succeeded, is recorded `missing` once, and the sender is no
+//! longer scanned for it.
 
 use std::time::Duration;
 
@@ -12,7 +19,7 @@ use super::headers;
 use super::imap::{ImapError, Session};
 use super::scan::{ScanError, ScanReport};
 use crate::config::{FolderOverrides, guess_provider};
-use crate::domain::{Placement, SendKind};
+use crate::domain::{EngagementAction, Placement, SendKind};
 use crate::startup::App;
 use crate::store::{self, ledger::NewPlacement, senders::SenderRow};
 
@@ -58,16 +65,139 @@ pub async fn scan_sender(app: &App, sender: &SenderRow) -> Result<ScanReport, Sc
     let mut session = super::login::open(app, endpoint, IMAP_TIMEOUT).await?;
     let result = async {
         let map = discover(&mut session).await?;
+        let caps = session.capabilities().await.map_err(ImapError::from)?;
+        let has_move = caps.has_str("MOVE");
         let mut report = ScanReport::default();
         for (folder, class) in &map.scan {
-            scan_folder(app, sender, &mut session, folder, *class, &mut report).await?;
+            let found = scan_folder(app, sender, &mut session, folder, *class, &mut report).await?;
+            report.engaged += react(app, &mut session, &map, folder, has_move, &found).await?;
             report.folders.push(folder.clone());
         }
-        Ok(report)
+        Ok::<_, ScanError>(report)
     }
     .await;
     let _ = session.logout().await;
-    result
+    let mut report = result?;
+    report.missing = record_missing(app, sender).await?;
+    Ok(report)
+}
+
+/// Records the sender's overdue replies as `missing` (once: the ledger has one row per
+/// message). Called after a scan that succeeded, so "not found" means not there.
+async fn record_missing(app: &App, sender: &SenderRow) -> Result<usize, ScanError> {
+    let pool = app.store.pool();
+    let now = app.clock.now();
+    let cutoff = now - app.config.warmup.missing_after_minutes as i64 * 60;
+    let mut n = 0;
+    for reply in store::replies::overdue_unplaced(pool, sender.id, cutoff).await? {
+        let missing = NewPlacement {
+            outbox_id: reply.id,
+            seed_id: reply.seed_id,
+            message_id: reply.message_id.clone(),
+            placement: Placement::Missing,
+            folder: None,
+            provider: guess_provider(sender.record.address.domain().as_str()),
+            seen_at: None,
+            latency_secs: None,
+            auth_spf: None,
+            auth_dkim: None,
+            auth_dmarc: None,
+            auth_results: None,
+            imap_uidvalidity: None,
+            imap_uid: None,
+            gmail: None,
+        };
+        if store::ledger::record(pool, &missing, now).await? {
+            tracing::warn!(sender = %sender.record.name, reply = %reply.message_id, "reply never arrived: recorded missing");
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// A reply found in the selected folder: its UID there and its ledger row.
+struct Found {
+    uid: u32,
+    placement_id: i64,
+    /// Where it was first seen.
+    first_seen: Placement,
+}
+
+/// The sender's reaction to the replies found in the selected `folder`: open each, and move
+/// the ones in spam to the inbox. Returns the actions done or recognised.
+async fn react(
+    app: &App,
+    session: &mut Session,
+    map: &FolderMap,
+    folder: &str,
+    has_move: bool,
+    found: &[Found],
+) -> Result<usize, ScanError> {
+    let pool = app.store.pool();
+    let in_spam = map.spam.as_deref() == Some(folder);
+    let (mut to_open, mut to_rescue, mut recognised) = (Vec::new(), Vec::new(), Vec::new());
+    for f in found {
+        let done: Vec<EngagementAction> =
+            store::engagement::list_for_placement(pool, f.placement_id)
+                .await?
+                .into_iter()
+                .map(|e| e.action)
+                .collect();
+        if !done.contains(&EngagementAction::Open) {
+            to_open.push(f);
+        }
+        if f.first_seen == Placement::Spam && !done.contains(&EngagementAction::Rescue) {
+            if in_spam {
+                to_rescue.push(f);
+            } else {
+                // Out of spam already: a previous pass moved it and died before recording.
+                recognised.push(f);
+            }
+        }
+    }
+    let set = |items: &[&Found]| {
+        items
+            .iter()
+            .map(|f| f.uid.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut n = 0;
+    let mut record = async |items: &[&Found], action, detail: &str| -> Result<(), ScanError> {
+        for f in items {
+            if store::engagement::record(
+                pool,
+                f.placement_id,
+                action,
+                app.clock.now(),
+                Some(detail),
+            )
+            .await?
+            {
+                n += 1;
+            }
+        }
+        Ok(())
+    };
+    if !to_open.is_empty() {
+        let _: Vec<_> = session
+            .uid_store(set(&to_open), "+FLAGS.SILENT (\\Seen)")
+            .await
+            .map_err(ImapError::from)?
+            .try_collect()
+            .await
+            .map_err(ImapError::from)?;
+        record(&to_open, EngagementAction::Open, "opened by the sender").await?;
+    }
+    if !to_rescue.is_empty() {
+        super::act::move_uids(session, &set(&to_rescue), &map.inbox, has_move).await?;
+        let detail = format!("{folder} → {}", map.inbox);
+        record(&to_rescue, EngagementAction::Rescue, &detail).await?;
+    }
+    if !recognised.is_empty() {
+        record(&recognised, EngagementAction::Rescue, "already out of spam").await?;
+    }
+    Ok(n)
 }
 
 async fn scan_folder(
@@ -77,8 +207,9 @@ async fn scan_folder(
     folder: &str,
     class: Placement,
     report: &mut ScanReport,
-) -> Result<(), ScanError> {
+) -> Result<Vec<Found>, ScanError> {
     let pool = app.store.pool();
+    let mut found = Vec::new();
     let mailbox = session.select(folder).await.map_err(ImapError::from)?;
     let uidvalidity = i64::from(mailbox.uid_validity.unwrap_or(0));
     let after = store::cursors::get_sender(pool, sender.id, folder)
@@ -160,14 +291,25 @@ async fn scan_folder(
                         .then(|| seen.auth_results.join("\n")),
                     imap_uidvalidity: Some(uidvalidity),
                     imap_uid: f.uid.map(i64::from),
+                    gmail: None,
                 };
                 if store::ledger::record(pool, &placement, now).await? {
                     report.recorded += 1;
                     tracing::info!(sender = %sender.record.name, %message_id, placement = %class, folder, "reply placement recorded");
                 }
+                if let (Some(uid), Some(p)) = (
+                    f.uid,
+                    store::ledger::get_by_message_id(pool, message_id).await?,
+                ) {
+                    found.push(Found {
+                        uid,
+                        placement_id: p.id,
+                        first_seen: p.record.placement,
+                    });
+                }
             }
         }
     }
     store::cursors::set_sender(pool, sender.id, folder, uidvalidity, high, app.clock.now()).await?;
-    Ok(())
+    Ok(found)
 }

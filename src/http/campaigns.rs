@@ -254,7 +254,7 @@ fn invalid_state(c: &CampaignRow, why: &str) -> ApiError {
     )
 }
 
-async fn find(st: &AppState, id: i64) -> ApiResult<CampaignRow> {
+pub(super) async fn find(st: &AppState, id: i64) -> ApiResult<CampaignRow> {
     store::campaigns::get(st.app.store.pool(), id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("campaign {id}")))

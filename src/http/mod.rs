@@ -18,6 +18,7 @@ mod ledger;
 mod metrics;
 pub mod openapi;
 mod preflight;
+mod reports;
 mod seeds;
 mod senders;
 pub mod ui;
@@ -145,10 +146,12 @@ pub fn routes() -> Vec<Route> {
             AUTH,
             campaigns::resume,
         ),
-        // REPORTS (issue 6, branch wip-reports): the lead wires
-        //   route(M::GET, "/api/v1/campaigns/{id}/report", AUTH, reports::campaign_report),
-        // here after merging `src/report/` (query: days=N, format=json|csv; CSV answers
-        // text/csv). Add its path to `openapi.rs` too: the coverage test requires it.
+        route(
+            M::GET,
+            "/api/v1/campaigns/{id}/report",
+            AUTH,
+            reports::campaign_report,
+        ),
         route(M::GET, "/api/v1/ledger", AUTH, ledger::ledger),
         route(M::GET, "/api/v1/outbox", AUTH, ledger::outbox),
     ]

@@ -191,6 +191,18 @@ pub fn spec() -> Value {
             "/api/v1/campaigns/{id}/resume": { "post": lifecycle("Resume a paused campaign",
                 "Runs preflight first and refuses while it does not pass, whatever the pause reason. Placement, bounce and sender-error pauses are never lifted automatically: this is how a person lifts them. A preflight pause is lifted only by a passing preflight (this one, or a re-check when auto_resume is on).",
                 "`invalid_state` (not paused), or `preflight_failed`.") },
+            "/api/v1/campaigns/{id}/report": {
+                "parameters": [id_param("campaign")],
+                "get": with(with(op("The campaign's report: per provider and plan day, from the daily roll-ups", "reports", json!({
+                    "200": { "description": "The report: per day and provider planned, sent, seen, inbox/spam/promotions/missing shares, rescued, replied, median and p95 delivery latency (log-bucket histogram, within 9.1 %), the receivers' SPF/DKIM/DMARC pass rates; planned vs actual volume per day; the health score (0-100, weighted toward recent days, formula in the README). CSV with format=csv: one row per day and provider.",
+                        "content": { "application/json": { "schema": { "type": "object" } }, "text/csv": { "schema": { "type": "string" } } } },
+                    "404": err("No such campaign."),
+                    "422": err("days out of range, or an unknown format."),
+                })), "parameters", json!([
+                    query("days", "Plan days ending today in the plan's time zone (default 30).", json!({ "type": "integer", "minimum": 1, "maximum": crate::report::MAX_DAYS })),
+                    query("format", "json (default) or csv.", json!({ "enum": ["json", "csv"] })),
+                ])), "description", json!("Brings the campaign's roll-ups up to date first, so it is never stale.")),
+            },
             "/api/v1/ledger": { "get": with(op("The placement ledger, newest first", "ledger", json!({
                     "200": ok("One page.", json!({ "type": "object", "required": ["items", "next_cursor"], "properties": {
                         "items": { "type": "array", "items": schema("LedgerEntry") },

@@ -44,6 +44,18 @@ pub struct DispatchReport {
     pub failed: usize,
 }
 
+impl DispatchReport {
+    /// Both passes' counts together.
+    pub fn plus(self, other: &DispatchReport) -> DispatchReport {
+        DispatchReport {
+            claimed: self.claimed + other.claimed,
+            sent: self.sent + other.sent,
+            retried: self.retried + other.retried,
+            failed: self.failed + other.failed,
+        }
+    }
+}
+
 /// Sends due outbox rows, several at once. Holds one pooled transport per sender.
 pub struct Dispatcher {
     app: App,

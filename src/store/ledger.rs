@@ -7,7 +7,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor};
 
-use crate::domain::{OutboxStatus, Placement, Provider, SendKind};
+use crate::domain::{GmailTab, OutboxStatus, Placement, Provider, SendKind};
 
 use super::StoreError;
 use super::row;
@@ -37,6 +37,16 @@ pub struct NewPlacement {
     pub auth_results: Option<String>,
     pub imap_uidvalidity: Option<i64>,
     pub imap_uid: Option<i64>,
+    /// What Gmail said about the message (servers with `X-GM-EXT-1` only).
+    pub gmail: Option<GmailSeen>,
+}
+
+/// Gmail's own view of a found message: its labels (`X-GM-LABELS`, as Gmail spelled them)
+/// and, for mail in the inbox, the tab it was sorted into.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GmailSeen {
+    pub labels: Vec<String>,
+    pub tab: Option<GmailTab>,
 }
 
 /// A ledger row.
@@ -51,7 +61,7 @@ macro_rules! placement_cols {
     () => {
         "p.id, p.outbox_id, p.seed_id, p.message_id, p.placement, p.folder, p.provider, \
          p.seen_at, p.latency_secs, p.auth_spf, p.auth_dkim, p.auth_dmarc, p.auth_results, \
-         p.imap_uidvalidity, p.imap_uid, p.created_at"
+         p.imap_uidvalidity, p.imap_uid, p.gmail_labels, p.gmail_tab, p.created_at"
     };
 }
 
@@ -63,8 +73,8 @@ where
     let done = sqlx::query(
         "INSERT INTO placements (outbox_id, seed_id, message_id, placement, folder, provider, \
            seen_at, latency_secs, auth_spf, auth_dkim, auth_dmarc, auth_results, \
-           imap_uidvalidity, imap_uid, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+           imap_uidvalidity, imap_uid, created_at, gmail_labels, gmail_tab) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
          ON CONFLICT DO NOTHING",
     )
     .bind(p.outbox_id)
@@ -82,6 +92,12 @@ where
     .bind(p.imap_uidvalidity)
     .bind(p.imap_uid)
     .bind(now)
+    .bind(
+        p.gmail
+            .as_ref()
+            .map(|g| serde_json::to_string(&g.labels).expect("a list of strings serializes")),
+    )
+    .bind(p.gmail.as_ref().and_then(|g| g.tab).map(GmailTab::as_str))
     .execute(ex)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -288,6 +304,23 @@ where
         .collect()
 }
 
+fn decode_gmail(r: &AnyRow) -> Result<Option<GmailSeen>, StoreError> {
+    let labels = row::text_opt(r, "gmail_labels")?;
+    let tab: Option<GmailTab> = row::parsed_opt(r, TABLE, "gmail_tab")?;
+    if labels.is_none() && tab.is_none() {
+        return Ok(None);
+    }
+    let labels = match labels {
+        Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+            table: TABLE,
+            column: "gmail_labels",
+            detail: e.to_string(),
+        })?,
+        None => Vec::new(),
+    };
+    Ok(Some(GmailSeen { labels, tab }))
+}
+
 fn decode(r: &AnyRow) -> Result<PlacementRow, StoreError> {
     Ok(PlacementRow {
         id: row::int(r, "id")?,
@@ -306,6 +339,7 @@ fn decode(r: &AnyRow) -> Result<PlacementRow, StoreError> {
             auth_results: row::text_opt(r, "auth_results")?,
             imap_uidvalidity: row::int_opt(r, "imap_uidvalidity")?,
             imap_uid: row::int_opt(r, "imap_uid")?,
+            gmail: decode_gmail(r)?,
         },
         created_at: row::int(r, "created_at")?,
     })

@@ -16,12 +16,15 @@ pub mod campaigns;
 pub mod cursors;
 pub mod engagement;
 mod error;
+pub mod events;
+pub mod holds;
 pub mod ledger;
 pub mod outbox;
 pub mod outbox_bulk;
 pub mod preflight;
 pub mod reconcile;
 pub mod replies;
+pub mod rollup;
 mod row;
 #[cfg(test)]
 mod schema_check;

@@ -212,6 +212,33 @@ where
     .await?)
 }
 
+/// Replies to `sender_id` (its campaigns') sent before `cutoff` that have no placement yet:
+/// overdue in the sender's mailbox.
+pub async fn overdue_unplaced<'c, E>(
+    ex: E,
+    sender_id: i64,
+    cutoff: i64,
+) -> Result<Vec<ReplyRow>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    sqlx::query(concat!(
+        "SELECT ",
+        reply_cols!(),
+        " FROM outbox WHERE kind = 'reply' AND status = 'sent' AND sent_at < $2 \
+           AND campaign_id IN (SELECT id FROM campaigns WHERE sender_id = $1) \
+           AND NOT EXISTS (SELECT 1 FROM placements p WHERE p.outbox_id = outbox.id) \
+         ORDER BY id"
+    ))
+    .bind(sender_id)
+    .bind(cutoff)
+    .fetch_all(ex)
+    .await?
+    .iter()
+    .map(decode)
+    .collect()
+}
+
 /// The sender id a reply row goes to (its campaign's sender).
 pub async fn sender_of<'c, E>(ex: E, outbox_id: i64) -> Result<Option<i64>, StoreError>
 where

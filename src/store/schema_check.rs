@@ -2,12 +2,15 @@
 //! migration directories, holds exactly the words of its enum.
 
 use crate::domain::{
-    CampaignStatus, EngagementAction, OutboxStatus, PauseReason, Placement, PreflightTrigger,
-    Provider, SeedStatus, SendKind, Source, TlsMode, Verdict,
+    CampaignStatus, EngagementAction, GmailTab, OutboxStatus, PauseReason, Placement,
+    PreflightTrigger, Provider, SeedStatus, SendKind, Source, TlsMode, Verdict,
 };
 
 const SQLITE: &str = include_str!("../../migrations/sqlite/20261129000000_initial.sql");
 const POSTGRES: &str = include_str!("../../migrations/postgres/20261129000000_initial.sql");
+const GMAIL_SQLITE: &str = include_str!("../../migrations/sqlite/20261129000070_gmail_labels.sql");
+const GMAIL_POSTGRES: &str =
+    include_str!("../../migrations/postgres/20261129000070_gmail_labels.sql");
 
 fn words<T: Copy>(all: &[T], as_str: fn(T) -> &'static str) -> Vec<String> {
     all.iter().map(|v| as_str(*v).to_owned()).collect()
@@ -156,4 +159,85 @@ fn both_backends_share_one_logical_schema() {
         .replace("(PostgreSQL)", "(SQLite)")
         .replace("migrations/sqlite/", "migrations/postgres/");
     assert_eq!(pg_as_sqlite, SQLITE);
+}
+
+#[test]
+fn columns_added_later_match_their_enums() {
+    assert_eq!(GMAIL_SQLITE, GMAIL_POSTGRES, "one logical schema");
+    let mut got = check_words(GMAIL_SQLITE, "gmail_tab");
+    let mut want = words(GmailTab::ALL, GmailTab::as_str);
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "CHECK list of placements.gmail_tab");
+}
+
+const ROLLUPS_SQLITE: &str = include_str!("../../migrations/sqlite/20261129000010_rollups.sql");
+const ROLLUPS_POSTGRES: &str = include_str!("../../migrations/postgres/20261129000010_rollups.sql");
+
+#[test]
+fn rollups_migration_check_lists_match_their_enums() {
+    use crate::domain::WebhookStatus;
+    let provider = || words(Provider::ALL, Provider::as_str);
+    let columns = vec![
+        ("placement_rollups", "provider", provider()),
+        ("rollup_latency", "provider", provider()),
+        ("provider_holds", "provider", provider()),
+        (
+            "provider_holds",
+            "reason",
+            words(PauseReason::ALL, PauseReason::as_str),
+        ),
+        (
+            "state_events",
+            "old_status",
+            words(CampaignStatus::ALL, CampaignStatus::as_str),
+        ),
+        (
+            "state_events",
+            "new_status",
+            words(CampaignStatus::ALL, CampaignStatus::as_str),
+        ),
+        (
+            "state_events",
+            "pause_reason",
+            words(PauseReason::ALL, PauseReason::as_str),
+        ),
+        (
+            "state_events",
+            "verdict",
+            words(Verdict::ALL, Verdict::as_str),
+        ),
+        (
+            "webhook_deliveries",
+            "status",
+            words(WebhookStatus::ALL, WebhookStatus::as_str),
+        ),
+    ];
+    for (file, sql) in [("sqlite", ROLLUPS_SQLITE), ("postgres", ROLLUPS_POSTGRES)] {
+        for (table, column, want) in &columns {
+            let mut got = check_words(table_body(sql, table), column);
+            let mut want = want.clone();
+            got.sort();
+            want.sort();
+            assert_eq!(got, want, "{file}: CHECK list of {table}.{column}");
+        }
+        assert_eq!(sql.matches(" IN ('").count(), columns.len(), "{file}");
+    }
+    // The tables are the same on both backends (the triggers differ in form only).
+    let tables = |sql: &str| {
+        sql[sql.find("CREATE TABLE").unwrap()..]
+            .split("CREATE TABLE")
+            .map(|t| t[..t.find("\n);").unwrap_or(t.len())].to_owned())
+            .collect::<Vec<_>>()
+    };
+    let pg: Vec<String> = tables(ROLLUPS_POSTGRES)
+        .into_iter()
+        .map(|t| {
+            t.replace(
+                "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+                "INTEGER PRIMARY KEY AUTOINCREMENT",
+            )
+        })
+        .collect();
+    assert_eq!(pg, tables(ROLLUPS_SQLITE));
 }

@@ -114,3 +114,68 @@ pub async fn append(lab: &Path, user: &str, folder: &str, date: &str, raw: &str)
     .unwrap();
     let _ = s.logout().await;
 }
+
+/// Moves every copy of the message in `user`'s mailbox to `to` (as a provider's filter
+/// would). Returns how many it moved.
+pub async fn move_message(lab: &Path, user: &str, message_id: &str, to: &str) -> usize {
+    let mut s = session(lab, user).await;
+    let bare = message_id.trim_matches(['<', '>']);
+    let mut n = 0;
+    for f in folders(&mut s).await {
+        if f == to {
+            continue;
+        }
+        s.select(&f).await.unwrap();
+        let uids: Vec<String> = s
+            .uid_search(format!("HEADER Message-ID \"{bare}\""))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.to_string())
+            .collect();
+        if !uids.is_empty() {
+            s.uid_mv(uids.join(","), to).await.unwrap();
+            n += uids.len();
+        }
+    }
+    let _ = s.logout().await;
+    n
+}
+
+/// Deletes every copy of the message from `user`'s mailbox (\Deleted + UID EXPUNGE).
+pub async fn delete_message(lab: &Path, user: &str, message_id: &str) -> usize {
+    let mut s = session(lab, user).await;
+    let bare = message_id.trim_matches(['<', '>']);
+    let mut n = 0;
+    for f in folders(&mut s).await {
+        s.select(&f).await.unwrap();
+        let uids: Vec<String> = s
+            .uid_search(format!("HEADER Message-ID \"{bare}\""))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.to_string())
+            .collect();
+        if uids.is_empty() {
+            continue;
+        }
+        let set = uids.join(",");
+        let _: Vec<_> = s
+            .uid_store(&set, "+FLAGS.SILENT (\\Deleted)")
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        let _: Vec<_> = s
+            .uid_expunge(&set)
+            .await
+            .unwrap()
+            .try_collect()
+            .await
+            .unwrap();
+        n += uids.len();
+    }
+    let _ = s.logout().await;
+    n
+}

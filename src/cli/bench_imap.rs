@@ -1,0 +1,422 @@
+//! `hearth bench imap-round-trips | imap-memory | imap-scan`: the seed workers against the lab's
+//! Dovecot (127.0.0.1:1993, the lab's `bench01…bench25@gmail.test` users). Benchmarks, not
+//! tests: run them in a release build after `scripts/lab up` from a worktree that has these
+//! users and the raised Dovecot limits.
+//!
+//!     cargo run --release -- bench imap-round-trips
+//!     cargo run --release -- bench imap-memory --sessions 2000
+//!     cargo run --release -- bench imap-scan --count 1000
+//!
+//! Mail is put in place by IMAP APPEND of messages built by Hearth's own sender code with a
+//! genuine mark, for outbox rows marked sent, so the scan attributes every one of them.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use futures::TryStreamExt as _;
+
+use crate::clock::{Clock as _, ManualClock};
+use crate::domain::{CampaignStatus, DomainName, EmailAddress, Endpoint, SendKind, TlsMode};
+use crate::engagement::imap::{self, Session};
+use crate::engagement::pool::SessionLimits;
+use crate::engagement::seed_worker::{SeedWorker, StepOutcome};
+use crate::sender::message::{self, Outgoing};
+use crate::startup::App;
+use crate::store;
+
+const USERS: usize = 25;
+const PASSWORD: &str = "lab-pass-1";
+
+#[derive(Debug, Args)]
+pub struct RoundTripsBench {
+    /// New messages in the batch (a fifth of them delivered to spam, to be rescued).
+    #[arg(long, default_value_t = 100)]
+    pub count: usize,
+    #[arg(long, default_value = "/tmp/hearth-lab")]
+    pub lab: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct MemoryBench {
+    /// Seed workers, each holding one session in IDLE (spread over the 25 bench users).
+    #[arg(long, default_value_t = 2000)]
+    pub sessions: usize,
+    #[arg(long, default_value = "/tmp/hearth-lab")]
+    pub lab: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ScanBench {
+    /// New messages in the inbox.
+    #[arg(long, default_value_t = 1000)]
+    pub count: usize,
+    /// Timed runs of each client (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    #[arg(long, default_value = "/tmp/hearth-lab")]
+    pub lab: PathBuf,
+}
+
+fn user(i: usize) -> String {
+    format!("bench{:02}@gmail.test", i % USERS + 1)
+}
+
+fn endpoint(lab: &std::path::Path, user: &str) -> Endpoint {
+    Endpoint {
+        host: "127.0.0.1".into(),
+        port: 1993,
+        tls: TlsMode::Implicit,
+        ca_file: Some(lab.join("tls/ca.pem")),
+        username: user.into(),
+        secret: crate::secrets::SecretRef::None,
+    }
+}
+
+async fn login(lab: &std::path::Path, user: &str) -> anyhow::Result<Session> {
+    let pw = secrecy::SecretString::from(PASSWORD.to_owned());
+    Ok(imap::connect(&endpoint(lab, user), &pw, Duration::from_secs(30)).await?)
+}
+
+/// An App on a fresh SQLite database with `seeds` seeds (`b<i>@gmail.test`, logging in as
+/// the bench users), every engagement rate at 1, and the session caps at `sessions`.
+async fn bench_app(
+    lab: &std::path::Path,
+    seeds: usize,
+    sessions: usize,
+    clock: &ManualClock,
+) -> anyhow::Result<(App, PathBuf)> {
+    let dir = std::env::temp_dir().join(format!("hearth-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    let ca = lab.join("tls/ca.pem");
+    let mut text = format!(
+        r#"
+[server]
+bind = "127.0.0.1:0"
+data_dir = {dir:?}
+[dns]
+nameservers = ["127.0.0.1:5353"]
+[warmup]
+scan_interval_secs = 1500
+[imap]
+max_sessions = {sessions}
+provider_sessions = {{ gmail = {sessions} }}
+[[senders]]
+name = "bench"
+address = "hello@sender.test"
+helo = "mta1.sender.test"
+smtp = {{ host = "127.0.0.1", port = 2526, tls = "none" }}
+[[campaigns]]
+name = "bench"
+sender = "bench"
+plan = {{ start_per_day = 1, max_per_day = 1000, rates = {{ open = 1.0, star = 1.0, important = 0.0, rescue = 1.0, reply = 0.0 }} }}
+"#,
+        dir = dir.display().to_string(),
+    );
+    for i in 0..seeds {
+        text.push_str(&format!(
+            "[[seeds]]\naddress = \"b{i}@gmail.test\"\nprovider = \"gmail\"\ndaily_cap = 1000\n\
+             imap = {{ host = \"127.0.0.1\", port = 1993, tls = \"implicit\", ca_file = {ca:?}, \
+             username = \"{}\", password = \"{PASSWORD}\" }}\n",
+            user(i)
+        ));
+    }
+    let config =
+        crate::config::Config::from_toml(&text, None, &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let app = App::build(config, Arc::new(clock.clone())).await?;
+    let pool = app.store.pool();
+    let c = store::campaigns::get_by_name(pool, "bench")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no campaign"))?;
+    store::campaigns::set_status(pool, c.id, CampaignStatus::Active, None, None, clock.now())
+        .await?;
+    Ok((app, dir))
+}
+
+/// Empties the folders a bench writes to.
+async fn empty_mailbox(s: &mut Session) -> anyhow::Result<()> {
+    for folder in ["INBOX", "[Gmail]/Spam", "Warmup"] {
+        let Ok(mailbox) = s.select(folder).await else {
+            continue; // Warmup exists only after a run that filed mail
+        };
+        if mailbox.exists == 0 {
+            continue;
+        }
+        let _: Vec<_> = s
+            .store("1:*", "+FLAGS.SILENT (\\Deleted)")
+            .await?
+            .try_collect()
+            .await?;
+        let _: Vec<_> = s.expunge().await?.try_collect().await?;
+    }
+    Ok(())
+}
+
+/// Queues `count` messages to the seed, marks them sent, and APPENDs each (built with the
+/// install's mark) to the inbox, or to spam for every `spam_every`-th one.
+async fn deliver(
+    app: &App,
+    s: &mut Session,
+    seed_id: i64,
+    to: &str,
+    count: usize,
+    spam_every: Option<usize>,
+) -> anyhow::Result<()> {
+    let pool = app.store.pool();
+    let c = store::campaigns::get_by_name(pool, "bench")
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no campaign"))?;
+    let domain = DomainName::parse("sender.test")?;
+    let sends: Vec<_> = (0..count)
+        .map(|_| store::outbox::NewSend {
+            campaign_id: c.id,
+            seed_id,
+            kind: SendKind::Warmup,
+            message_id: message::new_message_id(&domain),
+            subject: crate::sender::content::subject(),
+            in_reply_to: None,
+            plan_day: None,
+            run_at: 0,
+        })
+        .collect();
+    let now = app.clock.now();
+    let mut conn = pool.acquire().await?;
+    store::outbox_bulk::enqueue_many(&mut conn, &sends, now).await?;
+    let claimed = store::outbox::claim_due_on(&mut conn, now, "bench", 3600, count as i64).await?;
+    anyhow::ensure!(
+        claimed.len() == count,
+        "claimed {} of {count}",
+        claimed.len()
+    );
+    let sent: Vec<_> = claimed
+        .iter()
+        .map(|r| (r.id, "250 ok".to_owned()))
+        .collect();
+    store::outbox::mark_sent_many(&mut conn, "bench", &sent, now).await?;
+    drop(conn);
+    let from = EmailAddress::parse("hello@sender.test")?;
+    let to = EmailAddress::parse(to)?;
+    for (i, send) in sends.iter().enumerate() {
+        let built = message::build(
+            &Outgoing {
+                from: &from,
+                from_name: None,
+                to: &to,
+                message_id: &send.message_id,
+                subject: &send.subject,
+                text: "Hello, a warm-up message.",
+                html: "<p>Hello, a warm-up message.</p>",
+                in_reply_to: None,
+                references: None,
+            },
+            &app.marker,
+            None,
+        )?;
+        let folder = match spam_every {
+            Some(n) if i % n == 0 => "[Gmail]/Spam",
+            _ => "INBOX",
+        };
+        s.append(folder, None, None, &built.bytes).await?;
+    }
+    Ok(())
+}
+
+fn cleanup(app: &App, dir: &std::path::Path) -> impl std::future::Future<Output = ()> {
+    let (store, dir) = (app.store.clone(), dir.to_owned());
+    async move {
+        store.close().await;
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// IMAP commands per message found, classified and engaged: scan a batch of new mail, then a
+/// day later (every action due) engage with it until nothing is left to do.
+pub async fn round_trips(b: RoundTripsBench) -> anyhow::Result<ExitCode> {
+    let clock = ManualClock::new(crate::clock::SystemClock.now());
+    let (app, dir) = bench_app(&b.lab, 1, 10, &clock).await?;
+    let seed = store::seeds::list(app.store.pool()).await?.remove(0);
+    let mut helper = login(&b.lab, &user(0)).await?;
+    empty_mailbox(&mut helper).await?;
+    deliver(&app, &mut helper, seed.id, &user(0), b.count, Some(5)).await?;
+    let _ = helper.logout().await;
+    drop(helper);
+
+    let limits = SessionLimits::new(&app.config.imap);
+    let mut worker = SeedWorker::new(app.clone(), limits, seed.id);
+    let start = imap::stats().commands;
+    let mut steps = Vec::new();
+    let (mut found, mut performed) = (0, 0);
+    for pass in 0..6 {
+        if pass == 1 {
+            clock.advance(86_400);
+        }
+        let before = imap::stats().commands;
+        let (f, p) = match worker.step().await {
+            StepOutcome::Scanned { scan, engage } => (scan.recorded, engage.performed),
+            other => anyhow::bail!("pass {pass}: {other:?}"),
+        };
+        steps.push((imap::stats().commands - before, f, p));
+        found += f;
+        performed += p;
+        if pass > 0 && p == 0 {
+            break;
+        }
+    }
+    let total = imap::stats().commands - start;
+    println!(
+        "imap round trips: {} messages ({} to spam), {found} placements recorded, {performed} actions done",
+        b.count,
+        b.count.div_ceil(5)
+    );
+    for (i, (n, f, p)) in steps.iter().enumerate() {
+        println!("  pass {i}: {n} commands, {f} new placements, {p} actions");
+    }
+    println!(
+        "imap round trips: {total} commands in all (login included) = {:.2} per message (goal <= 3)",
+        total as f64 / b.count as f64
+    );
+    drop(worker);
+    cleanup(&app, &dir).await;
+    anyhow::ensure!(found == b.count, "found {found} of {}", b.count);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn proc_status(key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Memory of the whole process with `sessions` seed workers logged in and waiting in IDLE.
+pub async fn memory(b: MemoryBench) -> anyhow::Result<ExitCode> {
+    let clock = ManualClock::new(crate::clock::SystemClock.now());
+    let rss_start = proc_status("VmRSS:").unwrap_or(0);
+    let (app, dir) = bench_app(&b.lab, b.sessions, b.sessions, &clock).await?;
+    let rss_app = proc_status("VmRSS:").unwrap_or(0);
+    let limits = SessionLimits::new(&app.config.imap);
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let tracker = tokio_util::task::TaskTracker::new();
+    let mut idling = Vec::new();
+    let start = Instant::now();
+    for seed in store::seeds::list(app.store.pool()).await? {
+        let worker = SeedWorker::new(app.clone(), limits.clone(), seed.id);
+        idling.push(worker.idling());
+        tracker.spawn(worker.run(shutdown.clone()));
+    }
+    for rx in &mut idling {
+        tokio::time::timeout(Duration::from_secs(300), rx.wait_for(|on| *on))
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "not every session reached IDLE in 5 minutes ({} open)",
+                    limits.open(None)
+                )
+            })??;
+    }
+    let ready = start.elapsed();
+    // Let allocations settle (buffers of the first scans returned).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let open = limits.open(None);
+    let socks = imap::stats().sessions_open;
+    let (rss, hwm) = (
+        proc_status("VmRSS:").unwrap_or(0),
+        proc_status("VmHWM:").unwrap_or(0),
+    );
+    println!(
+        "imap memory: {open} seed sessions in IDLE ({socks} IMAP streams open), all in {:.1} s",
+        ready.as_secs_f64()
+    );
+    println!(
+        "imap memory: VmRSS {:.1} MiB (before the app {:.1} MiB, app without sessions {:.1} MiB), VmHWM {:.1} MiB (goal <= 256 MiB); {:.1} KiB per session",
+        rss as f64 / 1024.0,
+        rss_start as f64 / 1024.0,
+        rss_app as f64 / 1024.0,
+        hwm as f64 / 1024.0,
+        (rss.saturating_sub(rss_app)) as f64 / open.max(1) as f64
+    );
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+    cleanup(&app, &dir).await;
+    anyhow::ensure!(open == b.sessions, "{open} of {} sessions open", b.sessions);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Hearth's scan of `count` new messages in one folder (login, folder discovery, search,
+/// fetch, mark verification, ledger) against a plain async-imap client doing the same login,
+/// UID SEARCH and FETCH and nothing else.
+pub async fn scan(b: ScanBench) -> anyhow::Result<ExitCode> {
+    let clock = ManualClock::new(crate::clock::SystemClock.now());
+    let (app, dir) = bench_app(&b.lab, 1, 10, &clock).await?;
+    let seed = store::seeds::list(app.store.pool()).await?.remove(0);
+    let who = user(0);
+    let mut helper = login(&b.lab, &who).await?;
+    empty_mailbox(&mut helper).await?;
+    deliver(&app, &mut helper, seed.id, &who, b.count, None).await?;
+    let _ = helper.logout().await;
+    drop(helper);
+    let pool = app.store.pool().clone();
+    let header = app.marker.header().to_owned();
+
+    let mut hearth = Vec::new();
+    let mut plain = Vec::new();
+    for _ in 0..b.runs.max(1) {
+        // Hearth, from a clean slate: no cursor, no placements.
+        sqlx::query("DELETE FROM placements").execute(&pool).await?;
+        sqlx::query("DELETE FROM imap_cursors")
+            .execute(&pool)
+            .await?;
+        let t = Instant::now();
+        let r = crate::engagement::scan::scan_seed(&app, &seed).await?;
+        hearth.push(t.elapsed());
+        anyhow::ensure!(
+            r.recorded == b.count,
+            "Hearth recorded {} of {}",
+            r.recorded,
+            b.count
+        );
+
+        let t = Instant::now();
+        let mut s = login(&b.lab, &who).await?;
+        s.select("INBOX").await?;
+        let uids = s
+            .uid_search(format!("UID 1:* HEADER {header} \"\""))
+            .await?;
+        let mut list: Vec<u32> = uids.into_iter().collect();
+        list.sort_unstable();
+        let set = list
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let fetched: Vec<_> = s
+            .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[HEADER])")
+            .await?
+            .try_collect()
+            .await?;
+        let _ = s.logout().await;
+        plain.push(t.elapsed());
+        anyhow::ensure!(
+            fetched.len() == b.count,
+            "plain client fetched {}",
+            fetched.len()
+        );
+    }
+    let median = |v: &mut Vec<Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (h, p) = (median(&mut hearth), median(&mut plain));
+    println!(
+        "imap scan: {} new messages, median of {} runs: Hearth {:.1} ms (scan + classify + ledger), plain async-imap {:.1} ms (SEARCH + FETCH only); ratio {:.2}",
+        b.count,
+        b.runs.max(1),
+        h.as_secs_f64() * 1e3,
+        p.as_secs_f64() * 1e3,
+        h.as_secs_f64() / p.as_secs_f64()
+    );
+    cleanup(&app, &dir).await;
+    Ok(ExitCode::SUCCESS)
+}
