@@ -329,6 +329,7 @@ async fn chart_fixture(app: &App, campaign_id: i64, tag: &str) {
                     auth_results: None,
                     imap_uidvalidity: None,
                     imap_uid: None,
+                    gmail: None,
                 },
                 at + 61,
             )
@@ -453,9 +454,10 @@ async fn pages_render_with_charts_and_escape_names(mut c: Client) {
         p.text
     );
     assert!(p.text.contains(&format!("sent {today}: 15")));
-    assert!(p.text.contains("<figcaption>gmail</figcaption>"));
-    assert!(p.text.contains("<figcaption>outlook</figcaption>"));
-    assert!(!p.text.contains("<figcaption>yahoo</figcaption>"));
+    assert!(p.text.contains("<figcaption>gmail · health "), "{}", p.text);
+    assert!(p.text.contains("<figcaption>outlook · health "));
+    assert!(!p.text.contains("<figcaption>yahoo"));
+    assert!(p.text.contains("<dd id=\"health\">"));
     assert!(p.text.contains(&format!("{today} spam: ")));
     // ?days=1 narrows the charts to today.
     let p = c

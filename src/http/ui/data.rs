@@ -1,24 +1,16 @@
-//! The numbers behind the dashboard's charts and seed table, read straight from the outbox and
-//! the ledger with one `GROUP BY` each.
-//!
-//! Interim: the daily roll-ups of `src/report/` (branch wip-reports) will feed the charts once
-//! merged; the renderers in `charts.rs` take plain [`Series`] and will not change.
-//!
-//! A day is the row's `plan_day` (the plan's own calendar day, in its time zone); rows without
-//! one (none in production: the scheduler always sets it) fall back to the UTC day they were
-//! sent.
+//! The numbers behind the dashboard: the campaign's report (`report::report_for`, from the
+//! daily roll-ups) turned into the plain [`Series`] the renderers in `charts.rs` draw, and the
+//! seed table's counts (one `GROUP BY` each).
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDate};
+use chrono::NaiveDate;
 use sqlx::Row as _;
-use sqlx::any::AnyRow;
 
 use super::charts::Series;
-use crate::domain::{OutboxStatus, Placement, Provider, SendKind};
+use crate::domain::{Placement, Provider};
+use crate::report::{CampaignReport, Counts, Hold};
 use crate::store::StoreError;
-
-const DAY: i64 = 86_400;
 
 /// Colour of each folder class in the placement charts.
 pub fn placement_color(p: Placement) -> &'static str {
@@ -40,151 +32,102 @@ pub const STACK_ORDER: [Placement; 5] = [
     Placement::Missing,
 ];
 
-fn corrupt(column: &'static str, detail: impl ToString) -> StoreError {
-    StoreError::Corrupt {
-        table: "outbox",
-        column,
-        detail: detail.to_string(),
+fn count_of(c: &Counts, p: Placement) -> u64 {
+    match p {
+        Placement::Inbox => c.inbox,
+        Placement::Promotions => c.promotions,
+        Placement::Other => c.other,
+        Placement::Spam => c.spam,
+        Placement::Missing => c.missing,
     }
 }
 
-/// The row's day: its `plan_day`, or the UTC day of `epoch_day`.
-fn row_day(r: &AnyRow) -> Result<Option<NaiveDate>, StoreError> {
-    let plan_day: String = r.try_get("day")?;
-    if !plan_day.is_empty() {
-        return NaiveDate::parse_from_str(&plan_day, "%Y-%m-%d")
-            .map(Some)
-            .map_err(|e| corrupt("plan_day", format!("{plan_day:?}: {e}")));
-    }
-    let epoch_day: Option<i64> = r.try_get("epoch_day")?;
-    Ok(epoch_day
-        .and_then(|d| DateTime::from_timestamp(d * DAY, 0))
-        .map(|t| t.date_naive()))
+/// One provider's placement chart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderChart {
+    pub provider: Provider,
+    /// The health score over the report's days (see `report::health`).
+    pub health: Option<u8>,
+    /// Held by the placement guard: the planner sends it nothing until released.
+    pub held: Option<Hold>,
+    /// A series per folder class, in [`STACK_ORDER`].
+    pub series: Vec<Series>,
 }
 
-fn parsed<T: std::str::FromStr>(r: &AnyRow, col: &'static str) -> Result<T, StoreError>
+/// What the campaign page draws.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignCharts {
+    /// Planned and sent per day.
+    pub ramp: Vec<Series>,
+    pub providers: Vec<ProviderChart>,
+}
+
+/// The report's days as chart series, from the first day anything was planned, sent or
+/// placed (a campaign younger than the period is not drawn as weeks of zeros).
+pub fn charts(r: &CampaignReport) -> CampaignCharts {
+    let first = r
+        .volume
+        .iter()
+        .filter(|v| v.planned > 0 || v.sent > 0)
+        .map(|v| v.day)
+        .chain(r.providers.iter().flat_map(|p| {
+            p.days
+                .iter()
+                .filter(|d| d.metrics.counts.placed > 0)
+                .map(|d| d.day)
+        }))
+        .min();
+    let Some(first) = first else {
+        return CampaignCharts {
+            ramp: Vec::new(),
+            providers: Vec::new(),
+        };
+    };
+    let shown = |d: &NaiveDate| *d >= first;
+    let mut planned = Series::new("planned", "#7e57c2");
+    let mut sent = Series::new("sent", "#00897b");
+    for v in r.volume.iter().filter(|v| shown(&v.day)) {
+        planned.points.push((v.day, v.planned as f64));
+        sent.points.push((v.day, v.sent as f64));
+    }
+    let providers = r
+        .providers
+        .iter()
+        .map(|p| ProviderChart {
+            provider: p.provider,
+            health: p.health,
+            held: p.held.clone(),
+            series: STACK_ORDER
+                .iter()
+                .map(|class| {
+                    let mut s = Series::new(class.as_str(), placement_color(*class));
+                    s.points = p
+                        .days
+                        .iter()
+                        .filter(|d| shown(&d.day))
+                        .map(|d| (d.day, count_of(&d.metrics.counts, *class) as f64))
+                        .collect();
+                    s
+                })
+                .collect(),
+        })
+        .collect();
+    CampaignCharts {
+        ramp: vec![planned, sent],
+        providers,
+    }
+}
+
+fn parsed<T: std::str::FromStr>(r: &sqlx::any::AnyRow, col: &'static str) -> Result<T, StoreError>
 where
     T::Err: std::fmt::Display,
 {
     let raw: String = r.try_get(col)?;
-    raw.parse()
-        .map_err(|e: T::Err| corrupt(col, format!("{raw:?}: {e}")))
-}
-
-/// Planned (from the day's plan) and sent warm-up messages per day since `since`, as two
-/// series for [`super::charts::line_chart`].
-pub async fn ramp(
-    pool: &sqlx::AnyPool,
-    campaign_id: i64,
-    since: NaiveDate,
-) -> Result<(Series, Series), StoreError> {
-    let since_text = since.format("%Y-%m-%d").to_string();
-    let since_ts = since
-        .and_hms_opt(0, 0, 0)
-        .map_or(0, |t| t.and_utc().timestamp());
-    let mut planned = Series::new("planned", "#7e57c2");
-    for r in sqlx::query(
-        "SELECT plan_day AS day, sends FROM campaign_days \
-         WHERE campaign_id = $1 AND plan_day >= $2 ORDER BY plan_day",
-    )
-    .bind(campaign_id)
-    .bind(&since_text)
-    .fetch_all(pool)
-    .await?
-    {
-        let day: String = r.try_get("day")?;
-        let day = NaiveDate::parse_from_str(&day, "%Y-%m-%d")
-            .map_err(|e| corrupt("plan_day", format!("{day:?}: {e}")))?;
-        let sends: i64 = r.try_get("sends")?;
-        planned.points.push((day, sends as f64));
-    }
-    let mut sent: BTreeMap<NaiveDate, f64> = BTreeMap::new();
-    for r in sqlx::query(
-        "SELECT COALESCE(plan_day, '') AS day, sent_at / 86400 AS epoch_day, COUNT(*) AS n \
-         FROM outbox WHERE campaign_id = $1 AND kind = $2 AND status = $3 \
-           AND (plan_day >= $4 OR (plan_day IS NULL AND sent_at >= $5)) \
-         GROUP BY COALESCE(plan_day, ''), sent_at / 86400",
-    )
-    .bind(campaign_id)
-    .bind(SendKind::Warmup.as_str())
-    .bind(OutboxStatus::Sent.as_str())
-    .bind(&since_text)
-    .bind(since_ts)
-    .fetch_all(pool)
-    .await?
-    {
-        if let Some(day) = row_day(&r)? {
-            let n: i64 = r.try_get("n")?;
-            *sent.entry(day).or_default() += n as f64;
-        }
-    }
-    let mut sent_series = Series::new("sent", "#00897b");
-    sent_series.points = sent.into_iter().collect();
-    Ok((planned, sent_series))
-}
-
-/// Per provider (in [`Provider::ALL`] order, those with messages only): a series per folder
-/// class in [`STACK_ORDER`], counting the campaign's placed warm-up messages per day.
-pub async fn placements(
-    pool: &sqlx::AnyPool,
-    campaign_id: i64,
-    since: NaiveDate,
-) -> Result<Vec<(Provider, Vec<Series>)>, StoreError> {
-    let since_text = since.format("%Y-%m-%d").to_string();
-    let since_ts = since
-        .and_hms_opt(0, 0, 0)
-        .map_or(0, |t| t.and_utc().timestamp());
-    let rows = sqlx::query(
-        "SELECT COALESCE(o.plan_day, '') AS day, o.sent_at / 86400 AS epoch_day, \
-           p.provider, p.placement, COUNT(*) AS n \
-         FROM placements p JOIN outbox o ON o.id = p.outbox_id \
-         WHERE o.campaign_id = $1 AND o.kind = $2 \
-           AND (o.plan_day >= $3 OR (o.plan_day IS NULL AND o.sent_at >= $4)) \
-         GROUP BY COALESCE(o.plan_day, ''), o.sent_at / 86400, p.provider, p.placement",
-    )
-    .bind(campaign_id)
-    .bind(SendKind::Warmup.as_str())
-    .bind(&since_text)
-    .bind(since_ts)
-    .fetch_all(pool)
-    .await?;
-    let mut counts: BTreeMap<(usize, usize, NaiveDate), f64> = BTreeMap::new();
-    for r in &rows {
-        let Some(day) = row_day(r)? else { continue };
-        let provider: Provider = parsed(r, "provider")?;
-        let placement: Placement = parsed(r, "placement")?;
-        let n: i64 = r.try_get("n")?;
-        let pi = Provider::ALL
-            .iter()
-            .position(|p| *p == provider)
-            .unwrap_or(0);
-        let ci = STACK_ORDER
-            .iter()
-            .position(|c| *c == placement)
-            .unwrap_or(0);
-        *counts.entry((pi, ci, day)).or_default() += n as f64;
-    }
-    let mut out: Vec<(Provider, Vec<Series>)> = Vec::new();
-    for (pi, provider) in Provider::ALL.iter().enumerate() {
-        if !counts.keys().any(|(p, _, _)| *p == pi) {
-            continue;
-        }
-        let series = STACK_ORDER
-            .iter()
-            .enumerate()
-            .map(|(ci, class)| {
-                let mut s = Series::new(class.as_str(), placement_color(*class));
-                s.points = counts
-                    .iter()
-                    .filter(|((p, c, _), _)| *p == pi && *c == ci)
-                    .map(|((_, _, d), n)| (*d, *n))
-                    .collect();
-                s
-            })
-            .collect();
-        out.push((*provider, series));
-    }
-    Ok(out)
+    raw.parse().map_err(|e: T::Err| StoreError::Corrupt {
+        table: "placements",
+        column: col,
+        detail: format!("{raw:?}: {e}"),
+    })
 }
 
 /// What the seed table shows beside a seed's status.
@@ -231,4 +174,87 @@ pub async fn seed_health(pool: &sqlx::AnyPool) -> Result<BTreeMap<i64, SeedHealt
         out.entry(seed).or_default().last_error = Some((error, at));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::CampaignStatus;
+    use crate::report::model::{CampaignHeader, DayRollup, ReportInput, build};
+
+    fn d(day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, day).unwrap()
+    }
+
+    fn report(rollups: &[DayRollup], planned: &[(NaiveDate, u64)]) -> CampaignReport {
+        build(ReportInput {
+            campaign: CampaignHeader {
+                id: 1,
+                name: "c".into(),
+                sender: "s".into(),
+                status: CampaignStatus::Active,
+                pause_reason: None,
+                pause_detail: None,
+            },
+            from: d(1),
+            to: d(10),
+            generated_at: 0,
+            rollups,
+            planned,
+            holds: &[],
+        })
+    }
+
+    fn rollup(day: u32, provider: Provider, inbox: u64, spam: u64) -> DayRollup {
+        DayRollup {
+            day: d(day),
+            provider,
+            counts: Counts {
+                sent: inbox + spam,
+                placed: inbox + spam,
+                inbox,
+                spam,
+                ..Counts::default()
+            },
+            latency: Default::default(),
+        }
+    }
+
+    #[test]
+    fn series_start_on_the_first_day_with_mail() {
+        let r = report(
+            &[
+                rollup(8, Provider::Gmail, 3, 1),
+                rollup(9, Provider::Gmail, 4, 0),
+                rollup(9, Provider::Yahoo, 1, 1),
+            ],
+            &[(d(7), 4), (d(8), 5), (d(9), 6), (d(10), 7)],
+        );
+        let c = charts(&r);
+        let [planned, sent] = &c.ramp[..] else {
+            panic!("two ramp series: {:?}", c.ramp)
+        };
+        assert_eq!(
+            planned.points,
+            vec![(d(7), 4.0), (d(8), 5.0), (d(9), 6.0), (d(10), 7.0)]
+        );
+        assert_eq!(
+            sent.points,
+            vec![(d(7), 0.0), (d(8), 4.0), (d(9), 6.0), (d(10), 0.0)]
+        );
+        let providers: Vec<Provider> = c.providers.iter().map(|p| p.provider).collect();
+        assert_eq!(providers, [Provider::Gmail, Provider::Yahoo]);
+        let gmail = &c.providers[0].series;
+        let labels: Vec<&str> = gmail.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(labels, ["inbox", "promotions", "other", "spam", "missing"]);
+        assert_eq!(gmail[0].points[1], (d(8), 3.0));
+        assert_eq!(gmail[3].points[1], (d(8), 1.0));
+        assert!(c.providers[0].health.is_some());
+    }
+
+    #[test]
+    fn nothing_yet_draws_nothing() {
+        let c = charts(&report(&[], &[]));
+        assert!(c.ramp.is_empty() && c.providers.is_empty());
+    }
 }

@@ -3,7 +3,7 @@
 use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use chrono::{DateTime, Duration, NaiveDate};
+use chrono::DateTime;
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
@@ -15,11 +15,12 @@ use super::{UiError, UiResult, layout};
 use crate::domain::{CampaignStatus, Placement, Verdict};
 use crate::http::AppState;
 use crate::http::errors::{ApiError, ApiPath};
+use crate::report::{self, ReportError};
 use crate::store::{self, campaigns::CampaignRow, preflight::PreflightRun};
 
 /// Days shown by the campaign charts unless `?days=` says otherwise (at most a year).
-const DEFAULT_DAYS: i64 = 30;
-const MAX_DAYS: i64 = 365;
+const DEFAULT_DAYS: u32 = 30;
+const MAX_DAYS: u32 = 365;
 /// Preflight runs listed on a sender's page.
 const RUNS_SHOWN: i64 = 10;
 
@@ -84,18 +85,24 @@ fn inbox_share(counts: &[(Placement, i64)]) -> String {
     }
 }
 
+/// "62 % / 8 %", or a dash without placed messages.
+fn pct_pair(inbox: Option<f64>, spam: Option<f64>) -> String {
+    match (inbox, spam) {
+        (Some(i), Some(s)) => format!("{i:.0} % / {s:.0} %"),
+        _ => "—".into(),
+    }
+}
+
 pub async fn campaigns(
     State(st): State<AppState>,
     Extension(Csrf(csrf)): Extension<Csrf>,
 ) -> UiResult<Markup> {
     let pool = st.app.store.pool();
     let rows = store::campaigns::list(pool).await?;
-    let mut shares = Vec::with_capacity(rows.len());
-    for c in &rows {
-        shares.push(inbox_share(
-            &store::ledger::counts_for_campaign(pool, c.id).await?,
-        ));
-    }
+    let lines = report::status_overview(&st.app.store, st.app.clock.now())
+        .await
+        .map_err(report_error)?;
+    let line_of = |id: i64| lines.iter().find(|l| l.campaign.id == id);
     let senders = store::senders::list(pool).await?;
     let verdicts = store::stats::latest_verdicts(pool).await?;
     let body = html! {
@@ -104,15 +111,28 @@ pub async fn campaigns(
             p.muted { "No campaigns yet: declare one in the config file or POST /api/v1/campaigns." }
         } @else {
             table #campaigns {
-                thead { tr { th { "Campaign" } th { "Sender" } th { "Status" } th { "Pause reason" } th { "Inbox" } th { "Started" } th {} } }
+                thead { tr {
+                    th { "Campaign" } th { "Sender" } th { "Status" } th { "Pause reason" }
+                    th { "Ramp day" } th { "Health" } th { "Inbox / spam (" (report::STATUS_HEALTH_DAYS) " days)" }
+                    th { "Started" } th {}
+                } }
                 tbody {
-                    @for (c, share) in rows.iter().zip(&shares) {
+                    @for c in &rows {
+                        @let line = line_of(c.id);
                         tr data-campaign=(c.name) {
                             td { a href={ "/ui/campaigns/" (c.id) } { (c.name) } }
                             td { a href={ "/ui/senders/" (c.sender_id) } { (c.sender_name) } }
                             td.status { (status_badge(c.status)) }
-                            td { (pause_text(c)) }
-                            td { (share) }
+                            td {
+                                (pause_text(c))
+                                @for (provider, hold) in line.map(|l| l.held.as_slice()).unwrap_or_default() {
+                                    div.small { "held at " strong { (provider) } " (" (hold.reason) ")"
+                                        @if let Some(d) = &hold.detail { ": " (d) } }
+                                }
+                            }
+                            td { (line.map(|l| l.ramp_day).filter(|d| *d > 0).map(|d| d.to_string()).unwrap_or_default()) }
+                            td { (line.and_then(|l| l.health).map(|h| h.to_string()).unwrap_or_else(|| "—".into())) }
+                            td { (line.map(|l| pct_pair(l.inbox_pct, l.spam_pct)).unwrap_or_else(|| "—".into())) }
                             td.small { (c.started_at.map(fmt_time).unwrap_or_default()) }
                             td { (lifecycle_form(c, &csrf)) }
                         }
@@ -172,7 +192,7 @@ pub async fn campaign_page(
     st: &AppState,
     csrf: &str,
     id: i64,
-    days: Option<i64>,
+    days: Option<u32>,
     flash: Option<Flash>,
 ) -> UiResult<Markup> {
     let pool = st.app.store.pool();
@@ -180,12 +200,10 @@ pub async fn campaign_page(
         .await?
         .ok_or_else(|| UiError::from(ApiError::not_found(format!("campaign {id}"))))?;
     let days = days.unwrap_or(DEFAULT_DAYS).clamp(1, MAX_DAYS);
-    let today = DateTime::from_timestamp(st.app.clock.now(), 0)
-        .map(|d| d.date_naive())
-        .unwrap_or(NaiveDate::MIN);
-    let since = today - Duration::days(days - 1);
-    let (planned, sent) = data::ramp(pool, id, since).await?;
-    let by_provider = data::placements(pool, id, since).await?;
+    let report = report::report_for(&st.app.store, &c, days, st.app.clock.now())
+        .await
+        .map_err(report_error)?;
+    let charts = data::charts(&report);
     let counts = store::ledger::counts_for_campaign(pool, id).await?;
     let spec: Value = serde_json::from_str(&c.plan).unwrap_or(Value::Null);
     let plan = &spec["plan"];
@@ -207,20 +225,24 @@ pub async fn campaign_page(
                 (n) " a day, up to " (plan["max_per_day"].as_i64().unwrap_or_default())
                 @if let Some(tz) = plan["timezone"].as_str() { " (" (tz) ")" }
             } }
+            dt { "Health" } dd #health { (report.health.map(|h| format!("{h} / 100")).unwrap_or_else(|| "—".into())) }
             dt { "Inbox share" } dd { (inbox_share(&counts)) }
             dt { "Source" } dd { (c.source) }
         }
         div.actions { (lifecycle_form(&c, csrf)) }
         h2 { "Ramp" }
-        (charts::line_chart(&ramp_title, "messages", &[planned, sent]))
+        (charts::line_chart(&ramp_title, "messages", &charts.ramp))
         h2 { "Placement per provider" }
-        p.muted.small { "Share of each day's placed messages by folder class, last " (days) " days." }
-        @if by_provider.is_empty() {
+        p.muted.small {
+            "Share of each plan day's placed messages by folder class, last " (days) " days. "
+            "Health is the report's score (0–100, recent days weigh more)."
+        }
+        @if charts.providers.is_empty() {
             p.muted #no-placements { "No placements recorded yet." }
         }
         div.grid2 {
-            @for (provider, series) in &by_provider {
-                (charts::share_chart(&format!("{provider}"), series))
+            @for p in &charts.providers {
+                (charts::share_chart(&provider_title(p), &p.series))
             }
         }
         h2 { "Totals" }
@@ -232,6 +254,25 @@ pub async fn campaign_page(
         }
     };
     Ok(layout(&c.name, csrf, !st.tokens.is_empty(), body))
+}
+
+/// A provider chart's caption: the provider, its health and whether the guard holds it.
+fn provider_title(p: &data::ProviderChart) -> String {
+    let mut t = p.provider.to_string();
+    if let Some(h) = p.health {
+        t.push_str(&format!(" · health {h}"));
+    }
+    if let Some(hold) = &p.held {
+        t.push_str(&format!(" · held ({})", hold.reason));
+    }
+    t
+}
+
+fn report_error(e: ReportError) -> UiError {
+    match e {
+        ReportError::Store(e) => e.into(),
+        other => UiError::new(StatusCode::BAD_REQUEST, other.to_string()),
+    }
 }
 
 fn checks_table(run: &PreflightRun) -> Markup {
