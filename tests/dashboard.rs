@@ -393,6 +393,17 @@ async fn pages_render_with_charts_and_escape_names(mut c: Client) {
     .await
     .unwrap();
     chart_fixture(&c.app, declared.id, "d").await;
+    // The placement guard holds outlook for this campaign.
+    store::holds::hold(
+        &pool,
+        declared.id,
+        hearth::domain::Provider::Outlook,
+        PauseReason::Placement,
+        Some("spam 45 % of the last 20 <msgs>"),
+        4,
+    )
+    .await
+    .unwrap();
 
     // `/` leads to the campaigns.
     let p = c.get("/").await;
@@ -416,6 +427,14 @@ async fn pages_render_with_charts_and_escape_names(mut c: Client) {
             .contains("spam at &lt;b&gt;gmail&lt;/b&gt; over 40 %")
     );
     assert!(p.text.contains("needs a person to resume"));
+    assert!(
+        p.text.contains(
+            "held at <strong>outlook</strong> (placement): spam 45 % of the last 20 &lt;msgs&gt;"
+        ),
+        "{}",
+        p.text
+    );
+    assert!(p.text.contains("<th>Ramp day</th>"));
 
     let p = c.get(&format!("/ui/campaigns/{evil}")).await;
     assert_eq!(p.status, StatusCode::OK);
@@ -456,6 +475,7 @@ async fn pages_render_with_charts_and_escape_names(mut c: Client) {
     assert!(p.text.contains(&format!("sent {today}: 15")));
     assert!(p.text.contains("<figcaption>gmail · health "), "{}", p.text);
     assert!(p.text.contains("<figcaption>outlook · health "));
+    assert!(p.text.contains(" · held (placement)</figcaption>"));
     assert!(!p.text.contains("<figcaption>yahoo"));
     assert!(p.text.contains("<dd id=\"health\">"));
     assert!(p.text.contains(&format!("{today} spam: ")));
