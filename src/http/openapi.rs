@@ -194,7 +194,7 @@ pub fn spec() -> Value {
             "/api/v1/campaigns/{id}/report": {
                 "parameters": [id_param("campaign")],
                 "get": with(with(op("The campaign's report: per provider and plan day, from the daily roll-ups", "reports", json!({
-                    "200": { "description": "The report: per day and provider planned, sent, seen, inbox/spam/promotions/missing shares, rescued, replied, median and p95 delivery latency (log-bucket histogram, within 9.1 %), the receivers' SPF/DKIM/DMARC pass rates; planned vs actual volume per day; the health score (0-100, weighted toward recent days, formula in the README). CSV with format=csv: one row per day and provider.",
+                    "200": { "description": "The report: per day and provider planned, sent, seen, inbox/spam/promotions/missing shares, rescued, replied, median and p95 delivery latency (log-bucket histogram, within 9.1 %), the receivers' SPF/DKIM/DMARC pass rates; planned vs actual volume per day; the health score: 0-100, null without placed mail; per day d, quality(d) = (inbox + 0.75 promotions + 0.5 other) / placed (spam and missing count 0), bounce(d) = failed / (sent + failed), score(d) = quality(d) * max(0, 1 - 10 bounce(d)), weight(d) = placed(d) * 2^(-age(d)/7) with age in days (0 = today); health = round(100 * sum(weight * score) / sum(weight)). CSV with format=csv: one row per day and provider.",
                         "content": { "application/json": { "schema": { "type": "object" } }, "text/csv": { "schema": { "type": "string" } } } },
                     "404": err("No such campaign."),
                     "422": err("days out of range, or an unknown format."),
