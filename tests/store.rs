@@ -20,8 +20,8 @@ use hearth::store::preflight::NewCheckResult;
 use hearth::store::seeds::SeedRecord;
 use hearth::store::senders::{DkimRecord, SenderRecord};
 use hearth::store::{
-    Backend, Store, StoreError, campaigns, cursors, engagement, ledger, outbox, preflight, seeds,
-    senders, settings,
+    Backend, Store, StoreError, campaigns, cursors, engagement, ledger, outbox, outbox_bulk,
+    preflight, scan_batch, seeds, senders, settings,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -124,6 +124,7 @@ on_both_backends!(
     lease_ownership,
     expired_sending_is_listed_and_released,
     ledger_record_is_idempotent,
+    scan_batch_looks_up_and_records_in_bulk,
     engagement_events_are_idempotent,
     settings_get_or_insert_is_race_safe,
     preflight_run_round_trip,
@@ -1174,6 +1175,85 @@ async fn ledger_record_is_idempotent(store: Store) {
     let mut counts: Vec<_> = counts.into_iter().map(|(p, n)| (p.as_str(), n)).collect();
     counts.sort();
     assert_eq!(counts, [("missing", 1), ("spam", 1)]);
+}
+
+/// A scan's batch: outbox rows by Message-ID in one lookup, placements in multi-row inserts
+/// (more rows than one SQLite statement holds) where the first sighting still wins.
+async fn scan_batch_looks_up_and_records_in_bulk(store: Store) {
+    let pool = store.pool();
+    let f = fixture(&store).await;
+    let sends: Vec<NewSend> = (0..2_500).map(|n| new_send(&f, n, 100)).collect();
+    let mut conn = pool.acquire().await.unwrap();
+    outbox_bulk::enqueue_many(&mut conn, &sends, 50)
+        .await
+        .unwrap();
+    let first = outbox::get_by_message_id(pool, &sends[0].message_id)
+        .await
+        .unwrap()
+        .unwrap();
+
+    let mut ids: Vec<&str> = sends.iter().map(|s| s.message_id.as_str()).collect();
+    ids.push("<unknown@warm.test>");
+    ids.push(sends[1].message_id.as_str());
+    let found = scan_batch::sent_by_message_ids(&mut conn, &ids)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 2_500);
+    assert!(!found.contains_key("<unknown@warm.test>"));
+    assert_eq!(
+        found[&sends[0].message_id],
+        scan_batch::SentRef {
+            id: first.id,
+            seed_id: f.seed_id,
+            status: OutboxStatus::Planned,
+            run_at: 100,
+            sent_at: None,
+        }
+    );
+    assert!(
+        scan_batch::sent_by_message_ids(&mut conn, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The first message already has its placement; the second is in the batch twice.
+    let place = |s: &NewSend, placement| {
+        placement_for(found[&s.message_id].id, f.seed_id, &s.message_id, placement)
+    };
+    assert!(
+        ledger::record(pool, &place(&sends[0], Placement::Spam), 300)
+            .await
+            .unwrap()
+    );
+    let mut batch: Vec<NewPlacement> = sends.iter().map(|s| place(s, Placement::Inbox)).collect();
+    batch.insert(2, place(&sends[1], Placement::Other));
+    let recorded = scan_batch::record_placements(&mut conn, &batch, 400)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 2_499);
+    let again = scan_batch::record_placements(&mut conn, &batch, 500)
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "a re-scan records nothing");
+    drop(conn);
+
+    let rows = ledger::list_for_campaign(pool, f.campaign_id)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2_500);
+    let kept = |id: &str| {
+        rows.iter()
+            .find(|r| r.record.message_id == id)
+            .map(|r| (r.record.placement, r.created_at))
+    };
+    assert_eq!(kept(&sends[0].message_id), Some((Placement::Spam, 300)));
+    assert_eq!(kept(&sends[1].message_id), Some((Placement::Inbox, 400)));
+    let last = rows
+        .iter()
+        .find(|r| r.record.message_id == sends[2_499].message_id)
+        .unwrap();
+    assert_eq!(last.record, place(&sends[2_499], Placement::Inbox));
 }
 
 async fn engagement_events_are_idempotent(store: Store) {

@@ -23,6 +23,7 @@ pub mod preflight;
 pub mod reconcile;
 pub mod replies;
 mod row;
+pub mod scan_batch;
 #[cfg(test)]
 mod schema_check;
 pub mod seeds;

@@ -21,7 +21,7 @@ use crate::domain::{OutboxStatus, Provider};
 use super::outbox::NewSend;
 use super::{Backend, StoreError, row};
 
-fn backend(conn: &AnyConnection) -> Backend {
+pub(super) fn backend(conn: &AnyConnection) -> Backend {
     if conn.backend_name().eq_ignore_ascii_case("sqlite") {
         Backend::Sqlite
     } else {
@@ -31,7 +31,7 @@ fn backend(conn: &AnyConnection) -> Backend {
 
 /// Parameters one statement may bind: SQLite's `SQLITE_MAX_VARIABLE_NUMBER` (since 3.32),
 /// PostgreSQL's protocol limit.
-fn max_params(backend: Backend) -> usize {
+pub(super) fn max_params(backend: Backend) -> usize {
     match backend {
         Backend::Sqlite => 32_766,
         Backend::Postgres => 65_535,
@@ -39,7 +39,13 @@ fn max_params(backend: Backend) -> usize {
 }
 
 /// `head` then `rows` tuples of `per_row` placeholders, then `tail`.
-fn values_sql(backend: Backend, head: &str, rows: usize, per_row: usize, tail: &str) -> String {
+pub(super) fn values_sql(
+    backend: Backend,
+    head: &str,
+    rows: usize,
+    per_row: usize,
+    tail: &str,
+) -> String {
     let mut sql = String::with_capacity(head.len() + rows * per_row * 7 + tail.len());
     sql.push_str(head);
     for r in 0..rows {
