@@ -11,10 +11,11 @@ use super::folders::{self, FolderMap};
 use super::headers;
 use super::imap::{ImapError, Session};
 use crate::config::FolderOverrides;
-use crate::domain::{OutboxStatus, Placement, SeedStatus};
+use crate::domain::{Placement, SeedStatus};
 use crate::mark::{MarkMode, Marker};
 use crate::startup::App;
-use crate::store::{self, ledger::NewPlacement, seeds::SeedRow};
+use crate::store::scan_batch::{FolderSighting, Sighting};
+use crate::store::{self, seeds::SeedRow};
 
 const IMAP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -153,17 +154,19 @@ pub async fn scan_folder(
         high = high.max(i64::from(next) - 1);
     }
     if !uids.is_empty() {
-        let batch = Batch {
-            seed,
+        let sighted = FolderSighting {
+            seed_id: seed.id,
+            provider: seed.record.provider,
+            placement: class,
             folder,
-            class,
-            uidvalidity,
+            imap_uidvalidity: uidvalidity,
+            seen_at: app.clock.now(),
         };
-        let (marked, chunks) = tokio::sync::mpsc::unbounded_channel();
+        let (sightings, chunks) = tokio::sync::mpsc::unbounded_channel();
         let mut forged = 0;
         let (_, (found, recorded)) = tokio::try_join!(
-            fetch_marked(app, session, &uids, marked, &mut forged),
-            record_chunks(app, &batch, chunks),
+            fetch_marked(app, session, &uids, sightings, &mut forged),
+            record_chunks(app, &sighted, chunks),
         )?;
         report.forged += forged;
         report.found += found;
@@ -212,21 +215,13 @@ pub fn uid_set(uids: &[u32]) -> String {
     out
 }
 
-/// A message whose mark verified, waiting for its outbox row.
-struct Marked {
-    uid: Option<u32>,
-    arrived: Option<i64>,
-    message_id: String,
-    auth_results: Vec<String>,
-}
-
 /// FETCHes `uids` and passes on the messages whose mark verifies, checking each response as
 /// it arrives. Marks that do not verify are counted in `forged`.
 async fn fetch_marked(
     app: &App,
     session: &mut Session,
     uids: &[u32],
-    out: UnboundedSender<Marked>,
+    out: UnboundedSender<Sighting>,
     forged: &mut usize,
 ) -> Result<(), ScanError> {
     let body_mark = app.marker.mode() == MarkMode::Body;
@@ -254,25 +249,28 @@ async fn fetch_marked(
             *forged += 1;
             continue;
         }
-        let marked = Marked {
-            uid: f.uid,
-            arrived: f.internal_date().map(|d| d.timestamp()),
+        // The receiver's own verdicts: the topmost Authentication-Results.
+        let verdicts = seen
+            .auth_results
+            .first()
+            .map(|v| headers::auth_verdicts(v))
+            .unwrap_or_default();
+        let sighting = Sighting {
             message_id,
-            auth_results: seen.auth_results,
+            arrived: f
+                .internal_date()
+                .map_or_else(|| app.clock.now(), |d| d.timestamp()),
+            auth_spf: verdicts.spf,
+            auth_dkim: verdicts.dkim,
+            auth_dmarc: verdicts.dmarc,
+            auth_results: (!seen.auth_results.is_empty()).then(|| seen.auth_results.join("\n")),
+            imap_uid: f.uid.map(i64::from),
         };
-        if out.send(marked).is_err() {
+        if out.send(sighting).is_err() {
             break; // the recording side failed; its error is the one reported
         }
     }
     Ok(())
-}
-
-/// Where a batch was found.
-struct Batch<'a> {
-    seed: &'a SeedRow,
-    folder: &'a str,
-    class: Placement,
-    uidvalidity: i64,
 }
 
 /// Messages one chunk waits for before it goes to the database (unless the FETCH is over),
@@ -281,88 +279,58 @@ struct Batch<'a> {
 const MIN_CHUNK: usize = 100;
 const MAX_CHUNK: usize = 1_000;
 
-/// Records the marked messages as they come, a chunk at a time, until the FETCH is over.
-/// Returns (found, recorded).
+/// Records the sightings as they come, a chunk at a time, until the FETCH is over. Returns
+/// (found, recorded).
 async fn record_chunks(
     app: &App,
-    batch: &Batch<'_>,
-    mut marked: UnboundedReceiver<Marked>,
+    folder: &FolderSighting<'_>,
+    mut sightings: UnboundedReceiver<Sighting>,
 ) -> Result<(usize, usize), ScanError> {
     let (mut found, mut recorded) = (0, 0);
     let mut chunk = Vec::new();
     loop {
         while chunk.len() < MIN_CHUNK {
             let room = MAX_CHUNK - chunk.len();
-            if marked.recv_many(&mut chunk, room).await == 0 {
+            if sightings.recv_many(&mut chunk, room).await == 0 {
                 break; // the FETCH is over
             }
         }
         if chunk.is_empty() {
             return Ok((found, recorded));
         }
-        let (f, r) = record(app, batch, std::mem::take(&mut chunk)).await?;
+        let (f, r) = record(app, folder, &chunk).await?;
         found += f;
         recorded += r;
+        chunk.clear();
     }
 }
 
-/// Attributes marked messages to this seed's outbox rows and records their placements: one
-/// lookup and one insert, each a single statement (atomic on its own). Returns (found,
-/// recorded).
+/// Records a chunk: counts this seed's messages among them (only genuine marks on this very
+/// seed's mail count), then inserts their placements joined with their outbox rows in one
+/// statement (atomic on its own). Returns (found, recorded).
 async fn record(
     app: &App,
-    batch: &Batch<'_>,
-    marked: Vec<Marked>,
+    folder: &FolderSighting<'_>,
+    chunk: &[Sighting],
 ) -> Result<(usize, usize), ScanError> {
-    let seed = batch.seed;
     let mut conn = app
         .store
         .pool()
         .acquire()
         .await
         .map_err(store::StoreError::from)?;
-    let ids: Vec<&str> = marked.iter().map(|m| m.message_id.as_str()).collect();
-    let sent = store::scan_batch::sent_by_message_ids(&mut conn, &ids).await?;
-    let now = app.clock.now();
-    let mut placements = Vec::with_capacity(marked.len());
-    for m in marked {
-        // Only genuine marks on this very seed's mail count.
-        let Some(s) = sent.get(&m.message_id).filter(|s| s.seed_id == seed.id) else {
-            continue;
-        };
-        // A message seen before its send was confirmed (a crash between SMTP and the
-        // database) is proof that it was sent.
-        if s.status == OutboxStatus::Sending {
-            tracing::info!(message_id = %m.message_id, "found in the seed inbox while marked sending");
-        }
-        let arrived = m.arrived.unwrap_or(now);
-        let verdicts = m
-            .auth_results
-            .first()
-            .map(|v| headers::auth_verdicts(v))
-            .unwrap_or_default();
-        placements.push(NewPlacement {
-            outbox_id: s.id,
-            seed_id: seed.id,
-            placement: batch.class,
-            folder: Some(batch.folder.to_owned()),
-            provider: seed.record.provider,
-            seen_at: Some(now),
-            latency_secs: Some((arrived - s.sent_at.unwrap_or(s.run_at)).max(0)),
-            auth_spf: verdicts.spf,
-            auth_dkim: verdicts.dkim,
-            auth_dmarc: verdicts.dmarc,
-            auth_results: (!m.auth_results.is_empty()).then(|| m.auth_results.join("\n")),
-            imap_uidvalidity: Some(batch.uidvalidity),
-            imap_uid: m.uid.map(i64::from),
-            message_id: m.message_id,
-        });
+    let ids: Vec<&str> = chunk.iter().map(|s| s.message_id.as_str()).collect();
+    let attribution = store::scan_batch::attribute(&mut conn, folder.seed_id, &ids).await?;
+    // A message seen before its send was confirmed (a crash between SMTP and the database)
+    // is proof that it was sent.
+    for message_id in &attribution.sending {
+        tracing::info!(%message_id, "found in the seed inbox while marked sending");
     }
-    if placements.is_empty() {
+    if attribution.found == 0 {
         return Ok((0, 0));
     }
-    let recorded = store::scan_batch::record_placements(&mut conn, &placements, now).await?;
-    Ok((placements.len(), recorded as usize))
+    let recorded = store::scan_batch::record_sightings(&mut conn, folder, chunk).await?;
+    Ok((attribution.found as usize, recorded as usize))
 }
 
 #[cfg(test)]

@@ -48,6 +48,20 @@ pub(super) fn values_sql(
 ) -> String {
     let mut sql = String::with_capacity(head.len() + rows * per_row * 7 + tail.len());
     sql.push_str(head);
+    push_tuples(&mut sql, backend, 1, rows, per_row);
+    sql.push_str(tail);
+    sql
+}
+
+/// Appends `rows` tuples of `per_row` placeholders, numbered from `first` on PostgreSQL
+/// (SQLite's are anonymous: they take their number from their place in the statement).
+pub(super) fn push_tuples(
+    sql: &mut String,
+    backend: Backend,
+    first: usize,
+    rows: usize,
+    per_row: usize,
+) {
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ",(" });
         for c in 0..per_row {
@@ -57,14 +71,12 @@ pub(super) fn values_sql(
             match backend {
                 Backend::Sqlite => sql.push('?'),
                 Backend::Postgres => {
-                    let _ = write!(sql, "${}", r * per_row + c + 1);
+                    let _ = write!(sql, "${}", first + r * per_row + c);
                 }
             }
         }
         sql.push(')');
     }
-    sql.push_str(tail);
-    sql
 }
 
 const OUTBOX_HEAD: &str = "INSERT INTO outbox (campaign_id, seed_id, kind, message_id, subject, \
@@ -285,6 +297,9 @@ mod tests {
         let tuples = |b| values_sql(b, "V ", 2, 3, " T");
         assert_eq!(tuples(Backend::Sqlite), "V (?,?,?),(?,?,?) T");
         assert_eq!(tuples(Backend::Postgres), "V ($1,$2,$3),($4,$5,$6) T");
+        let mut after_two = String::from("($1,$2),");
+        push_tuples(&mut after_two, Backend::Postgres, 3, 1, 2);
+        assert_eq!(after_two, "($1,$2),($3,$4)");
         for b in [Backend::Sqlite, Backend::Postgres] {
             let sql = full_outbox_sql(b);
             let params = match b {
