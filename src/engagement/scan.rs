@@ -230,6 +230,7 @@ async fn fetch_marked(
         .await
         .map_err(ImapError::from)?;
     let mut stream = std::pin::pin!(stream);
+    let mut passed = 0;
     while let Some(f) = stream.try_next().await.map_err(ImapError::from)? {
         let Some(raw) = (if body_mark { f.body() } else { f.header() }) else {
             continue;
@@ -269,15 +270,20 @@ async fn fetch_marked(
         if out.send(sighting).is_err() {
             break; // the recording side failed; its error is the one reported
         }
+        passed += 1;
+        if passed % CHUNK == 0 {
+            // Responses already buffered never make the stream wait: let the recording side
+            // take this chunk to the database now, beside the rest of the FETCH.
+            tokio::task::yield_now().await;
+        }
     }
     Ok(())
 }
 
-/// Messages one chunk waits for before it goes to the database (unless the FETCH is over),
-/// and the most it takes: small enough to start while the server is still sending, large
-/// enough that a chunk's two statements are worth their round trips.
-const MIN_CHUNK: usize = 100;
-const MAX_CHUNK: usize = 1_000;
+/// Messages in a chunk: small enough that recording starts while the server is still
+/// sending, large enough that a chunk's two statements are worth their round trips. Full
+/// chunks use statements kept prepared ([`store::scan_batch::CHUNK`]).
+const CHUNK: usize = store::scan_batch::CHUNK;
 
 /// Records the sightings as they come, a chunk at a time, until the FETCH is over. Returns
 /// (found, recorded).
@@ -289,8 +295,8 @@ async fn record_chunks(
     let (mut found, mut recorded) = (0, 0);
     let mut chunk = Vec::new();
     loop {
-        while chunk.len() < MIN_CHUNK {
-            let room = MAX_CHUNK - chunk.len();
+        while chunk.len() < CHUNK {
+            let room = CHUNK - chunk.len();
             if sightings.recv_many(&mut chunk, room).await == 0 {
                 break; // the FETCH is over
             }

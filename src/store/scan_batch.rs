@@ -5,9 +5,10 @@
 //! 1,000 messages is one `INSERT … SELECT … ON CONFLICT DO NOTHING` and one `COUNT`, where a
 //! lookup and an insert per message cost 2,000 statements (`hearth bench imap-scan`).
 //!
-//! Statements hold as many parameters as the backend allows (see [`super::outbox_bulk`]) and
-//! are not kept prepared: their size follows the chunk, and a cached statement of thousands of
-//! parameters is large. Callers pass a connection, or their transaction's.
+//! Statements hold as many parameters as the backend allows (see [`super::outbox_bulk`]).
+//! Only those for exactly [`CHUNK`] messages are kept prepared: the others' size follows the
+//! batch, and a cached statement of thousands of parameters is large. Callers pass a
+//! connection, or their transaction's.
 
 use std::collections::HashSet;
 
@@ -17,6 +18,9 @@ use crate::domain::{OutboxStatus, Placement, Provider};
 
 use super::outbox_bulk::{backend, max_params, push_tuples};
 use super::{Backend, StoreError, row};
+
+/// Messages per statement that scans use and whose statements stay prepared.
+pub const CHUNK: usize = 100;
 
 /// The columns every placement of one folder's chunk shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +77,7 @@ pub async fn attribute(
             let mut sql = String::from(head);
             push_tuples(&mut sql, backend, 3, 1, part.len());
             let mut q = sqlx::query(AssertSqlSafe(placeholders(backend, &sql)))
-                .persistent(false)
+                .persistent(part.len() == CHUNK)
                 .bind(OutboxStatus::Sending.as_str())
                 .bind(seed_id);
             for id in part {
@@ -158,7 +162,7 @@ pub async fn record_sightings(
     let mut recorded = 0;
     for part in firsts.chunks((max_params(backend) - SHARED_COLUMNS) / OWN_COLUMNS) {
         let mut q = sqlx::query(AssertSqlSafe(insert_sql(backend, part.len())))
-            .persistent(false)
+            .persistent(part.len() == CHUNK)
             .bind(folder.seed_id)
             .bind(folder.provider.as_str())
             .bind(folder.placement.as_str())
