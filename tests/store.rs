@@ -20,8 +20,8 @@ use hearth::store::preflight::NewCheckResult;
 use hearth::store::seeds::SeedRecord;
 use hearth::store::senders::{DkimRecord, SenderRecord};
 use hearth::store::{
-    Backend, Store, StoreError, campaigns, cursors, engagement, ledger, outbox, preflight, seeds,
-    senders, settings,
+    Backend, Store, StoreError, campaigns, cursors, engagement, ledger, outbox, outbox_bulk,
+    preflight, scan_batch, seeds, senders, settings,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -124,6 +124,7 @@ on_both_backends!(
     lease_ownership,
     expired_sending_is_listed_and_released,
     ledger_record_is_idempotent,
+    scan_batch_attributes_and_records_in_bulk,
     engagement_events_are_idempotent,
     settings_get_or_insert_is_race_safe,
     preflight_run_round_trip,
@@ -1175,6 +1176,138 @@ async fn ledger_record_is_idempotent(store: Store) {
     let mut counts: Vec<_> = counts.into_iter().map(|(p, n)| (p.as_str(), n)).collect();
     counts.sort();
     assert_eq!(counts, [("missing", 1), ("spam", 1)]);
+}
+
+/// A scan's chunk: this seed's outbox rows counted among the Message-IDs found, and their
+/// placements inserted in statements that join the outbox (more rows than one SQLite
+/// statement holds), where the first sighting still wins and other seeds' mail is skipped.
+async fn scan_batch_attributes_and_records_in_bulk(store: Store) {
+    let pool = store.pool();
+    let f = fixture(&store).await;
+    let other_seed = seeds::upsert(pool, &seed_record("seed2@gmail.test"), 10)
+        .await
+        .unwrap();
+    let sends: Vec<NewSend> = (0..5_000).map(|n| new_send(&f, n, 100)).collect();
+    let theirs = NewSend {
+        seed_id: other_seed,
+        ..new_send(&f, 9_999, 100)
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    outbox_bulk::enqueue_many(&mut conn, &sends, 50)
+        .await
+        .unwrap();
+    outbox_bulk::enqueue_many(&mut conn, std::slice::from_ref(&theirs), 50)
+        .await
+        .unwrap();
+
+    let mut ids: Vec<&str> = sends.iter().map(|s| s.message_id.as_str()).collect();
+    ids.extend([
+        "<unknown@warm.test>",
+        theirs.message_id.as_str(),
+        sends[1].message_id.as_str(),
+    ]);
+    let seen = scan_batch::attribute(&mut conn, f.seed_id, &ids)
+        .await
+        .unwrap();
+    assert_eq!(
+        seen,
+        scan_batch::Attribution {
+            found: 5_000,
+            sending: vec![]
+        }
+    );
+    // One row claimed (a send not yet confirmed): named.
+    let claimed = outbox::claim_due_on(&mut conn, 100, "node", 60, 1)
+        .await
+        .unwrap();
+    let seen = scan_batch::attribute(&mut conn, f.seed_id, &ids)
+        .await
+        .unwrap();
+    assert_eq!(seen.sending, vec![claimed[0].message_id.clone()]);
+
+    let folder = scan_batch::FolderSighting {
+        seed_id: f.seed_id,
+        provider: Provider::Gmail,
+        placement: Placement::Inbox,
+        folder: "INBOX",
+        imap_uidvalidity: 7,
+        seen_at: 400,
+    };
+    let sighting = |message_id: &str, uid: i64| scan_batch::Sighting {
+        message_id: message_id.to_owned(),
+        arrived: 150,
+        auth_spf: Some("pass".into()),
+        auth_dkim: None,
+        auth_dmarc: Some("fail".into()),
+        auth_results: Some("mx.gmail.test; spf=pass; dmarc=fail".into()),
+        imap_uid: Some(uid),
+    };
+    // The first message already has its placement; the second is in the chunk twice.
+    let first = outbox::get_by_message_id(pool, &sends[0].message_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let earlier = placement_for(first.id, f.seed_id, &first.message_id, Placement::Spam);
+    assert!(ledger::record(pool, &earlier, 300).await.unwrap());
+    let mut chunk: Vec<_> = (0..5_000)
+        .map(|n| sighting(&sends[n].message_id, n as i64 + 1))
+        .collect();
+    chunk.insert(2, sighting(&sends[1].message_id, 99_999));
+    chunk.push(sighting(&theirs.message_id, 6_000));
+    chunk.push(sighting("<unknown@warm.test>", 6_001));
+    chunk[3].arrived = 50; // before its run_at: no negative latency
+    let recorded = scan_batch::record_sightings(&mut conn, &folder, &chunk)
+        .await
+        .unwrap();
+    assert_eq!(recorded, 4_999);
+    let again = scan_batch::record_sightings(&mut conn, &folder, &chunk)
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "a re-scan records nothing");
+    drop(conn);
+
+    let rows = ledger::list_for_campaign(pool, f.campaign_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.len(),
+        5_000,
+        "not the other seed's, not the unknown one"
+    );
+    let get = |id: &str| rows.iter().find(|r| r.record.message_id == id).unwrap();
+    assert_eq!(get(&sends[0].message_id).record, earlier);
+    let second = get(&sends[1].message_id);
+    let outbox_id = outbox::get_by_message_id(pool, &sends[1].message_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    assert_eq!(
+        (second.record.clone(), second.created_at),
+        (
+            NewPlacement {
+                outbox_id,
+                seed_id: f.seed_id,
+                message_id: sends[1].message_id.clone(),
+                placement: Placement::Inbox,
+                folder: Some("INBOX".into()),
+                provider: Provider::Gmail,
+                seen_at: Some(400),
+                latency_secs: Some(50),
+                auth_spf: Some("pass".into()),
+                auth_dkim: None,
+                auth_dmarc: Some("fail".into()),
+                auth_results: Some("mx.gmail.test; spf=pass; dmarc=fail".into()),
+                imap_uidvalidity: Some(7),
+                imap_uid: Some(2),
+                gmail: None,
+            },
+            400
+        ),
+        "the first sighting in the chunk wins"
+    );
+    assert_eq!(get(&sends[2].message_id).record.latency_secs, Some(0));
+    assert_eq!(get(&sends[4_999].message_id).record.imap_uid, Some(5_000));
 }
 
 async fn engagement_events_are_idempotent(store: Store) {

@@ -3,10 +3,11 @@
 
 use mail_parser::MessageParser;
 
-/// The header fields a scan fetches (`BODY.PEEK[HEADER.FIELDS (...)]`).
+/// The header fields a scan fetches (`BODY.PEEK[HEADER.FIELDS (...)]`): the ones [`parse`]
+/// reads, nothing more (the arrival time is the message's INTERNALDATE).
 pub fn fetch_fields(mark_header: &str) -> String {
     format!(
-        "MESSAGE-ID {} AUTHENTICATION-RESULTS DATE",
+        "MESSAGE-ID {} AUTHENTICATION-RESULTS",
         mark_header.to_ascii_uppercase()
     )
 }
@@ -64,8 +65,16 @@ pub fn body_text(raw: &[u8]) -> String {
     out
 }
 
+/// A header's value on one line, runs of white space (folds included) as one space.
 fn unfold(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+    let mut out = String::with_capacity(s.len());
+    for word in s.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
 }
 
 /// The receiver's SPF, DKIM and DMARC results from one `Authentication-Results` value.

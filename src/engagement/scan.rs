@@ -1,22 +1,22 @@
 //! One scan of one seed inbox: find Hearth's marked mail that arrived since the last scan in
 //! every folder worth looking at, and write each message's placement to the ledger once.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use futures::TryStreamExt as _;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use super::folders::{self, FolderMap};
 use super::imap::{ImapError, Session};
 use super::{gmail, headers};
 use crate::config::FolderOverrides;
 use crate::domain::{OutboxStatus, Placement, SeedStatus};
-use crate::mark::MarkMode;
+use crate::mark::{MarkMode, Marker};
 use crate::startup::App;
-use crate::store::{
-    self,
-    ledger::{GmailSeen, NewPlacement},
-    seeds::SeedRow,
-};
+use crate::store::ledger::{GmailSeen, NewPlacement};
+use crate::store::scan_batch::{FolderSighting, Sighting};
+use crate::store::{self, seeds::SeedRow};
 
 const IMAP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -111,15 +111,250 @@ pub async fn scan_session(
     let gmail = gmail::supported(&caps);
     let mut report = ScanReport::default();
     for (folder, class) in &map.scan {
-        let view = FolderView {
-            name: folder,
-            class: *class,
-            gmail,
-        };
-        scan_folder(app, seed, session, &view, &mut report).await?;
+        if gmail {
+            let view = FolderView {
+                name: folder,
+                class: *class,
+                gmail,
+            };
+            scan_folder_gmail(app, seed, session, &view, &mut report).await?;
+        } else {
+            scan_folder(app, seed, session, folder, *class, &mut report).await?;
+        }
         report.folders.push(folder.clone());
     }
     Ok(report)
+}
+
+/// Scans one folder for marked mail that arrived since its cursor and records what it finds:
+/// SELECT (the cursor read meanwhile), UID SEARCH, one UID FETCH of the few header fields the
+/// scan reads. Each response is checked as it arrives, and the database work runs beside the
+/// FETCH, in chunks: while the server sends the rest, the messages already verified are
+/// counted against this seed's outbox rows and their placements inserted, joined with those
+/// rows, one statement each per chunk ([`store::scan_batch`]). Each insert is atomic on its
+/// own and skips what is recorded already; the cursor moves last, once every chunk is in, so
+/// a scan cut short is repeated and records nothing twice.
+pub async fn scan_folder(
+    app: &App,
+    seed: &SeedRow,
+    session: &mut Session,
+    folder: &str,
+    class: Placement,
+    report: &mut ScanReport,
+) -> Result<(), ScanError> {
+    let pool = app.store.pool();
+    let (mailbox, cursor) = tokio::join!(
+        session.select(folder),
+        store::cursors::get(pool, seed.id, folder)
+    );
+    let mailbox = mailbox.map_err(ImapError::from)?;
+    let uidvalidity = i64::from(mailbox.uid_validity.unwrap_or(0));
+    // A new UIDVALIDITY means the folder was rebuilt: every UID is new again.
+    let after = cursor?
+        .filter(|c| c.uidvalidity == uidvalidity)
+        .map(|c| c.last_uid)
+        .unwrap_or(0);
+    let mut uids = Vec::new();
+    if mailbox.exists > 0 {
+        let query = format!("UID {}:* {}", after + 1, app.marker.search_key());
+        uids = session
+            .uid_search(&query)
+            .await
+            .map_err(ImapError::from)?
+            .into_iter()
+            .filter(|u| i64::from(*u) > after)
+            .collect();
+        uids.sort_unstable();
+    }
+    let mut high = uids.last().map(|u| i64::from(*u)).unwrap_or(after);
+    if let Some(next) = mailbox.uid_next.filter(|_| mailbox.exists > 0) {
+        // Everything below UIDNEXT at SELECT time has been searched.
+        high = high.max(i64::from(next) - 1);
+    }
+    if !uids.is_empty() {
+        let sighted = FolderSighting {
+            seed_id: seed.id,
+            provider: seed.record.provider,
+            placement: class,
+            folder,
+            imap_uidvalidity: uidvalidity,
+            seen_at: app.clock.now(),
+        };
+        let (sightings, chunks) = tokio::sync::mpsc::unbounded_channel();
+        let mut forged = 0;
+        let (_, (found, recorded)) = tokio::try_join!(
+            fetch_marked(app, session, &uids, sightings, &mut forged),
+            record_chunks(app, &sighted, chunks),
+        )?;
+        report.forged += forged;
+        report.found += found;
+        report.recorded += recorded;
+        if recorded > 0 {
+            tracing::info!(seed = %seed.record.address, placement = %class, folder, recorded, "placements recorded");
+        }
+    }
+    store::cursors::set(pool, seed.id, folder, uidvalidity, high, app.clock.now()).await?;
+    Ok(())
+}
+
+/// The FETCH items of a scan: the header fields it reads (header mark), or the whole message
+/// (body mark: the mark is in the text, and warm-up mail is small).
+pub fn fetch_items(marker: &Marker) -> String {
+    match marker.mode() {
+        MarkMode::Body => "(UID INTERNALDATE BODY.PEEK[])".to_owned(),
+        MarkMode::Header => format!(
+            "(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS ({})])",
+            headers::fetch_fields(marker.header())
+        ),
+    }
+}
+
+/// The IMAP set of `uids` (sorted, ascending): runs written as ranges, `1:1000,1003`.
+pub fn uid_set(uids: &[u32]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < uids.len() {
+        let start = uids[i];
+        let mut end = start;
+        while i + 1 < uids.len() && uids[i + 1] <= end.saturating_add(1) {
+            i += 1;
+            end = end.max(uids[i]);
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if end == start {
+            let _ = write!(out, "{start}");
+        } else {
+            let _ = write!(out, "{start}:{end}");
+        }
+        i += 1;
+    }
+    out
+}
+
+/// FETCHes `uids` and passes on the messages whose mark verifies, checking each response as
+/// it arrives. Marks that do not verify are counted in `forged`.
+async fn fetch_marked(
+    app: &App,
+    session: &mut Session,
+    uids: &[u32],
+    out: UnboundedSender<Sighting>,
+    forged: &mut usize,
+) -> Result<(), ScanError> {
+    let body_mark = app.marker.mode() == MarkMode::Body;
+    let stream = session
+        .uid_fetch(uid_set(uids), fetch_items(&app.marker))
+        .await
+        .map_err(ImapError::from)?;
+    let mut stream = std::pin::pin!(stream);
+    let mut passed = 0;
+    while let Some(f) = stream.try_next().await.map_err(ImapError::from)? {
+        let Some(raw) = (if body_mark { f.body() } else { f.header() }) else {
+            continue;
+        };
+        let seen = headers::parse(raw, app.marker.header());
+        let Some(message_id) = seen.message_id else {
+            continue;
+        };
+        let genuine = if body_mark {
+            app.marker
+                .verify_body(&message_id, &headers::body_text(raw))
+        } else {
+            let Some(mark) = &seen.mark else { continue };
+            app.marker.verify(&message_id, mark)
+        };
+        if !genuine {
+            *forged += 1;
+            continue;
+        }
+        // The receiver's own verdicts: the topmost Authentication-Results.
+        let verdicts = seen
+            .auth_results
+            .first()
+            .map(|v| headers::auth_verdicts(v))
+            .unwrap_or_default();
+        let sighting = Sighting {
+            message_id,
+            arrived: f
+                .internal_date()
+                .map_or_else(|| app.clock.now(), |d| d.timestamp()),
+            auth_spf: verdicts.spf,
+            auth_dkim: verdicts.dkim,
+            auth_dmarc: verdicts.dmarc,
+            auth_results: (!seen.auth_results.is_empty()).then(|| seen.auth_results.join("\n")),
+            imap_uid: f.uid.map(i64::from),
+        };
+        if out.send(sighting).is_err() {
+            break; // the recording side failed; its error is the one reported
+        }
+        passed += 1;
+        if passed % CHUNK == 0 {
+            // Responses already buffered never make the stream wait: let the recording side
+            // take this chunk to the database now, beside the rest of the FETCH.
+            tokio::task::yield_now().await;
+        }
+    }
+    Ok(())
+}
+
+/// Messages in a chunk: small enough that recording starts while the server is still
+/// sending, large enough that a chunk's two statements are worth their round trips. Full
+/// chunks use statements kept prepared ([`store::scan_batch::CHUNK`]).
+const CHUNK: usize = store::scan_batch::CHUNK;
+
+/// Records the sightings as they come, a chunk at a time, until the FETCH is over. Returns
+/// (found, recorded).
+async fn record_chunks(
+    app: &App,
+    folder: &FolderSighting<'_>,
+    mut sightings: UnboundedReceiver<Sighting>,
+) -> Result<(usize, usize), ScanError> {
+    let (mut found, mut recorded) = (0, 0);
+    let mut chunk = Vec::new();
+    loop {
+        while chunk.len() < CHUNK {
+            let room = CHUNK - chunk.len();
+            if sightings.recv_many(&mut chunk, room).await == 0 {
+                break; // the FETCH is over
+            }
+        }
+        if chunk.is_empty() {
+            return Ok((found, recorded));
+        }
+        let (f, r) = record(app, folder, &chunk).await?;
+        found += f;
+        recorded += r;
+        chunk.clear();
+    }
+}
+
+/// Records a chunk: counts this seed's messages among them (only genuine marks on this very
+/// seed's mail count), then inserts their placements joined with their outbox rows in one
+/// statement (atomic on its own). Returns (found, recorded).
+async fn record(
+    app: &App,
+    folder: &FolderSighting<'_>,
+    chunk: &[Sighting],
+) -> Result<(usize, usize), ScanError> {
+    let mut conn = app
+        .store
+        .pool()
+        .acquire()
+        .await
+        .map_err(store::StoreError::from)?;
+    let ids: Vec<&str> = chunk.iter().map(|s| s.message_id.as_str()).collect();
+    let attribution = store::scan_batch::attribute(&mut conn, folder.seed_id, &ids).await?;
+    // A message seen before its send was confirmed (a crash between SMTP and the database)
+    // is proof that it was sent.
+    for message_id in &attribution.sending {
+        tracing::info!(%message_id, "found in the seed inbox while marked sending");
+    }
+    if attribution.found == 0 {
+        return Ok((0, 0));
+    }
+    let recorded = store::scan_batch::record_sightings(&mut conn, folder, chunk).await?;
+    Ok((attribution.found as usize, recorded as usize))
 }
 
 /// A folder to scan: its name, its class, and whether the server speaks Gmail's extensions.
@@ -129,7 +364,10 @@ struct FolderView<'a> {
     gmail: bool,
 }
 
-async fn scan_folder(
+/// [`scan_folder`] for servers with Gmail's extensions: each message's `X-GM-LABELS` and
+/// inbox tab are its own, so these folders are recorded a message at a time (one transaction
+/// per folder), with whole headers fetched.
+async fn scan_folder_gmail(
     app: &App,
     seed: &SeedRow,
     session: &mut Session,
@@ -267,4 +505,35 @@ async fn scan_folder(
     }
     store::cursors::set(pool, seed.id, folder, uidvalidity, high, app.clock.now()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uid_sets_collapse_runs() {
+        let cases: &[(&[u32], &str)] = &[
+            (&[], ""),
+            (&[7], "7"),
+            (&[1, 2, 3], "1:3"),
+            (&[1, 2, 3, 5, 7, 8, 10], "1:3,5,7:8,10"),
+            (&[4, 4, 5], "4:5"),
+            (&[u32::MAX - 1, u32::MAX], "4294967294:4294967295"),
+        ];
+        for (uids, want) in cases {
+            assert_eq!(uid_set(uids), *want, "{uids:?}");
+        }
+    }
+
+    #[test]
+    fn header_mark_fetches_only_the_fields_it_reads() {
+        let m = Marker::new("X-Hearth-Mark", b"s".to_vec());
+        assert_eq!(
+            fetch_items(&m),
+            "(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID X-HEARTH-MARK AUTHENTICATION-RESULTS)])"
+        );
+        let b = m.with_mode(MarkMode::Body);
+        assert_eq!(fetch_items(&b), "(UID INTERNALDATE BODY.PEEK[])");
+    }
 }

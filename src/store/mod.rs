@@ -26,6 +26,7 @@ pub mod reconcile;
 pub mod replies;
 pub mod rollup;
 mod row;
+pub mod scan_batch;
 #[cfg(test)]
 mod schema_check;
 pub mod seeds;

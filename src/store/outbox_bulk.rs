@@ -21,7 +21,7 @@ use crate::domain::{OutboxStatus, Provider};
 use super::outbox::NewSend;
 use super::{Backend, StoreError, row};
 
-fn backend(conn: &AnyConnection) -> Backend {
+pub(super) fn backend(conn: &AnyConnection) -> Backend {
     if conn.backend_name().eq_ignore_ascii_case("sqlite") {
         Backend::Sqlite
     } else {
@@ -31,7 +31,7 @@ fn backend(conn: &AnyConnection) -> Backend {
 
 /// Parameters one statement may bind: SQLite's `SQLITE_MAX_VARIABLE_NUMBER` (since 3.32),
 /// PostgreSQL's protocol limit.
-fn max_params(backend: Backend) -> usize {
+pub(super) fn max_params(backend: Backend) -> usize {
     match backend {
         Backend::Sqlite => 32_766,
         Backend::Postgres => 65_535,
@@ -39,9 +39,29 @@ fn max_params(backend: Backend) -> usize {
 }
 
 /// `head` then `rows` tuples of `per_row` placeholders, then `tail`.
-fn values_sql(backend: Backend, head: &str, rows: usize, per_row: usize, tail: &str) -> String {
+pub(super) fn values_sql(
+    backend: Backend,
+    head: &str,
+    rows: usize,
+    per_row: usize,
+    tail: &str,
+) -> String {
     let mut sql = String::with_capacity(head.len() + rows * per_row * 7 + tail.len());
     sql.push_str(head);
+    push_tuples(&mut sql, backend, 1, rows, per_row);
+    sql.push_str(tail);
+    sql
+}
+
+/// Appends `rows` tuples of `per_row` placeholders, numbered from `first` on PostgreSQL
+/// (SQLite's are anonymous: they take their number from their place in the statement).
+pub(super) fn push_tuples(
+    sql: &mut String,
+    backend: Backend,
+    first: usize,
+    rows: usize,
+    per_row: usize,
+) {
     for r in 0..rows {
         sql.push_str(if r == 0 { "(" } else { ",(" });
         for c in 0..per_row {
@@ -51,14 +71,12 @@ fn values_sql(backend: Backend, head: &str, rows: usize, per_row: usize, tail: &
             match backend {
                 Backend::Sqlite => sql.push('?'),
                 Backend::Postgres => {
-                    let _ = write!(sql, "${}", r * per_row + c + 1);
+                    let _ = write!(sql, "${}", first + r * per_row + c);
                 }
             }
         }
         sql.push(')');
     }
-    sql.push_str(tail);
-    sql
 }
 
 const OUTBOX_HEAD: &str = "INSERT INTO outbox (campaign_id, seed_id, kind, message_id, subject, \
@@ -279,6 +297,9 @@ mod tests {
         let tuples = |b| values_sql(b, "V ", 2, 3, " T");
         assert_eq!(tuples(Backend::Sqlite), "V (?,?,?),(?,?,?) T");
         assert_eq!(tuples(Backend::Postgres), "V ($1,$2,$3),($4,$5,$6) T");
+        let mut after_two = String::from("($1,$2),");
+        push_tuples(&mut after_two, Backend::Postgres, 3, 1, 2);
+        assert_eq!(after_two, "($1,$2),($3,$4)");
         for b in [Backend::Sqlite, Backend::Postgres] {
             let sql = full_outbox_sql(b);
             let params = match b {

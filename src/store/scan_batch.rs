@@ -1,0 +1,239 @@
+//! What a folder scan writes, a chunk of messages at a time. The messages of one folder share
+//! most of their placement's columns (seed, folder, class, provider, times, UIDVALIDITY), so
+//! these are bound once; each message adds only what is its own (Message-ID, arrival,
+//! Authentication-Results, UID). The outbox rows are joined in SQL, not read back: a chunk of
+//! 1,000 messages is one `INSERT … SELECT … ON CONFLICT DO NOTHING` and one `COUNT`, where a
+//! lookup and an insert per message cost 2,000 statements (`hearth bench imap-scan`).
+//!
+//! Statements hold as many parameters as the backend allows (see [`super::outbox_bulk`]).
+//! Only those for exactly [`CHUNK`] messages are kept prepared: the others' size follows the
+//! batch, and a cached statement of thousands of parameters is large. Callers pass a
+//! connection, or their transaction's.
+
+use std::collections::HashSet;
+
+use sqlx::{AnyConnection, AssertSqlSafe};
+
+use crate::domain::{OutboxStatus, Placement, Provider};
+
+use super::outbox_bulk::{backend, max_params, push_tuples};
+use super::{Backend, StoreError, row};
+
+/// Messages per statement that scans use and whose statements stay prepared.
+pub const CHUNK: usize = 100;
+
+/// The columns every placement of one folder's chunk shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderSighting<'a> {
+    pub seed_id: i64,
+    pub provider: Provider,
+    pub placement: Placement,
+    pub folder: &'a str,
+    pub imap_uidvalidity: i64,
+    /// When the scan saw the folder (also the rows' `created_at`).
+    pub seen_at: i64,
+}
+
+/// One message found in the folder, its mark verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sighting {
+    pub message_id: String,
+    /// The message's INTERNALDATE: the latency is from the outbox row's `sent_at` (or its
+    /// `run_at` if the send was never confirmed) to this, never negative.
+    pub arrived: i64,
+    pub auth_spf: Option<String>,
+    pub auth_dkim: Option<String>,
+    pub auth_dmarc: Option<String>,
+    pub auth_results: Option<String>,
+    pub imap_uid: Option<i64>,
+}
+
+/// How many of a chunk's Message-IDs are this seed's outbox rows, and which of those are
+/// still `sending` (seen in the mailbox before the send was confirmed).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attribution {
+    pub found: u64,
+    pub sending: Vec<String>,
+}
+
+// `+seed_id`: the Message-ID's unique index finds the rows; SQLite would otherwise walk every
+// outbox row of the seed (its seed_id index), the seed's whole history, for each chunk.
+const COUNT_HEAD: &str = "SELECT COUNT(*) AS found, \
+       COALESCE(SUM(CASE WHEN status = $1 THEN 1 ELSE 0 END), 0) AS sending \
+     FROM outbox WHERE +seed_id = $2 AND message_id IN ";
+const SENDING_HEAD: &str =
+    "SELECT message_id FROM outbox WHERE status = $1 AND +seed_id = $2 AND message_id IN ";
+
+/// Counts the seed's outbox rows among `message_ids` and lists the ones still `sending`.
+pub async fn attribute(
+    conn: &mut AnyConnection,
+    seed_id: i64,
+    message_ids: &[&str],
+) -> Result<Attribution, StoreError> {
+    let backend = backend(conn);
+    let mut out = Attribution::default();
+    for part in message_ids.chunks(max_params(backend) - 2) {
+        let query = |head: &str| {
+            let mut sql = String::from(head);
+            push_tuples(&mut sql, backend, 3, 1, part.len());
+            let mut q = sqlx::query(AssertSqlSafe(placeholders(backend, &sql)))
+                .persistent(part.len() == CHUNK)
+                .bind(OutboxStatus::Sending.as_str())
+                .bind(seed_id);
+            for id in part {
+                q = q.bind(*id);
+            }
+            q
+        };
+        let r = query(COUNT_HEAD).fetch_one(&mut *conn).await?;
+        out.found += u64::try_from(row::int(&r, "found")?).unwrap_or(0);
+        if row::int(&r, "sending")? > 0 {
+            // Rare (a crash between SMTP and the database): name them.
+            let rows = query(SENDING_HEAD).fetch_all(&mut *conn).await?;
+            for r in rows {
+                out.sending.push(row::text(&r, "message_id")?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `$1` and `$2` of a hand-written head as SQLite's anonymous `?` (see
+/// [`super::outbox_bulk`] on why they are anonymous there).
+fn placeholders(backend: Backend, sql: &str) -> String {
+    match backend {
+        Backend::Sqlite => sql.replace("$1", "?").replace("$2", "?"),
+        Backend::Postgres => sql.to_owned(),
+    }
+}
+
+const SHARED_COLUMNS: usize = 6;
+const OWN_COLUMNS: usize = 7;
+
+/// The insert for `rows` sightings: the shared columns as one CTE row, the sightings as
+/// another, joined with the outbox on the Message-ID and the seed (only this seed's mail is
+/// attributed).
+fn insert_sql(backend: Backend, rows: usize) -> String {
+    let mut sql = String::with_capacity(900 + rows * OWN_COLUMNS * 7);
+    sql.push_str(
+        "WITH f (seed_id, provider, placement, folder, imap_uidvalidity, seen_at) AS (VALUES ",
+    );
+    push_tuples(&mut sql, backend, 1, 1, SHARED_COLUMNS);
+    sql.push_str(
+        "), s (message_id, arrived, auth_spf, auth_dkim, auth_dmarc, auth_results, imap_uid) \
+         AS (VALUES ",
+    );
+    push_tuples(&mut sql, backend, 1 + SHARED_COLUMNS, rows, OWN_COLUMNS);
+    // CROSS JOIN keeps SQLite's join order (each sighting, then the outbox by its unique
+    // Message-ID index); the conditions are in `WHERE`, which SQLite needs before an upsert's
+    // `ON CONFLICT` (else it reads it as part of a join constraint).
+    sql.push_str(
+        ") INSERT INTO placements (outbox_id, seed_id, message_id, placement, folder, provider, \
+           seen_at, latency_secs, auth_spf, auth_dkim, auth_dmarc, auth_results, \
+           imap_uidvalidity, imap_uid, created_at) \
+         SELECT o.id, f.seed_id, o.message_id, f.placement, f.folder, f.provider, f.seen_at, \
+           CASE WHEN s.arrived > COALESCE(o.sent_at, o.run_at) \
+             THEN s.arrived - COALESCE(o.sent_at, o.run_at) ELSE 0 END, \
+           s.auth_spf, s.auth_dkim, s.auth_dmarc, s.auth_results, f.imap_uidvalidity, \
+           s.imap_uid, f.seen_at \
+         FROM s CROSS JOIN f CROSS JOIN outbox o \
+         WHERE o.message_id = s.message_id AND o.seed_id = f.seed_id \
+         ON CONFLICT DO NOTHING",
+    );
+    sql
+}
+
+/// Records a placement for every sighting that is this seed's outbox row and has none yet,
+/// as [`super::ledger::record`] does one: the first sighting wins (also within the chunk),
+/// other seeds' and unknown Message-IDs are skipped. Returns how many were recorded.
+pub async fn record_sightings(
+    conn: &mut AnyConnection,
+    folder: &FolderSighting<'_>,
+    sightings: &[Sighting],
+) -> Result<u64, StoreError> {
+    let backend = backend(conn);
+    // Within one statement the order rows are inserted in is the planner's: a message seen
+    // twice goes in once, as first seen.
+    let mut seen = HashSet::with_capacity(sightings.len());
+    let firsts: Vec<&Sighting> = sightings
+        .iter()
+        .filter(|s| seen.insert(s.message_id.as_str()))
+        .collect();
+    let mut recorded = 0;
+    for part in firsts.chunks((max_params(backend) - SHARED_COLUMNS) / OWN_COLUMNS) {
+        let mut q = sqlx::query(AssertSqlSafe(insert_sql(backend, part.len())))
+            .persistent(part.len() == CHUNK)
+            .bind(folder.seed_id)
+            .bind(folder.provider.as_str())
+            .bind(folder.placement.as_str())
+            .bind(folder.folder)
+            .bind(folder.imap_uidvalidity)
+            .bind(folder.seen_at);
+        for s in part {
+            q = q
+                .bind(s.message_id.as_str())
+                .bind(s.arrived)
+                .bind(s.auth_spf.as_deref())
+                .bind(s.auth_dkim.as_deref())
+                .bind(s.auth_dmarc.as_deref())
+                .bind(s.auth_results.as_deref())
+                .bind(s.imap_uid);
+        }
+        recorded += q.execute(&mut *conn).await?.rows_affected();
+    }
+    Ok(recorded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn sqlite_finds_the_outbox_rows_by_message_id() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let mut conn = store.pool().acquire().await.unwrap();
+        let mut count = placeholders(Backend::Sqlite, COUNT_HEAD);
+        push_tuples(&mut count, Backend::Sqlite, 3, 1, 3);
+        let mut sending = placeholders(Backend::Sqlite, SENDING_HEAD);
+        push_tuples(&mut sending, Backend::Sqlite, 3, 1, 3);
+        for sql in [count, sending, insert_sql(Backend::Sqlite, 3)] {
+            let plan = sqlx::query(AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap();
+            let detail: Vec<String> = plan
+                .iter()
+                .map(|r| row::text(r, "detail").unwrap())
+                .collect();
+            let outbox: Vec<_> = detail
+                .iter()
+                .filter(|d| d.contains(" o ") || d.contains("outbox"))
+                .collect();
+            assert!(
+                outbox.len() == 1 && outbox[0].contains("(message_id=?)"),
+                "{sql}: {detail:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_insert_numbers_every_parameter_once() {
+        let pg = insert_sql(Backend::Postgres, 2);
+        let last = SHARED_COLUMNS + 2 * OWN_COLUMNS;
+        for n in 1..=last {
+            assert_eq!(
+                pg.matches(&format!("${n},")).count() + pg.matches(&format!("${n})")).count(),
+                1,
+                "${n}"
+            );
+        }
+        assert!(!pg.contains(&format!("${}", last + 1)));
+        let lite = insert_sql(Backend::Sqlite, 2);
+        assert_eq!(lite.matches('?').count(), last);
+        assert_eq!(
+            placeholders(Backend::Sqlite, "a = $1 AND b = $2 IN ("),
+            "a = ? AND b = ? IN ("
+        );
+    }
+}

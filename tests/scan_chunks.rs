@@ -1,0 +1,221 @@
+//! A folder scan of more new mail than one chunk holds, against the lab's Dovecot: 250 of
+//! this seed's messages (three chunks of the scan's pipeline), five of another seed's and five
+//! with a forged mark, all in one inbox. Every genuine message of this seed is recorded once,
+//! with the receiver's Authentication-Results; the others are not; the cursor keeps the next
+//! scan to the new mail, and a scan from the start again records nothing twice.
+//!
+//! The seed logs in as the lab's `work1@gmail.test`, which no other test reads.
+
+#[path = "common/lab.rs"]
+mod lab;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::TryStreamExt as _;
+use hearth::clock::SystemClock;
+use hearth::config::Config;
+use hearth::domain::{DomainName, EmailAddress, Endpoint, Placement, SendKind, TlsMode};
+use hearth::engagement::{imap, scan};
+use hearth::mark::Marker;
+use hearth::sender::message::{self, Outgoing};
+use hearth::startup::App;
+use hearth::store::{self, outbox::NewSend, outbox_bulk};
+
+const USER: &str = "work1@gmail.test";
+const AUTH_RESULTS: &str = "Authentication-Results: mx.gmail.test;\r\n\tspf=pass smtp.mailfrom=sender.test;\r\n\tdkim=none (no signature);\r\n\tdmarc=fail header.from=sender.test\r\n";
+
+async fn session(lab: &Path) -> imap::Session {
+    let endpoint = Endpoint {
+        host: "127.0.0.1".into(),
+        port: 1993,
+        tls: TlsMode::Implicit,
+        ca_file: Some(lab.join("tls/ca.pem")),
+        username: USER.into(),
+        secret: hearth::secrets::SecretRef::None,
+    };
+    let pw = secrecy::SecretString::from("lab-pass-1".to_owned());
+    imap::connect(&endpoint, &pw, Duration::from_secs(30))
+        .await
+        .unwrap()
+}
+
+/// Queues one send per Message-ID to `seed_id` and returns the Message-IDs.
+async fn queue(app: &App, campaign_id: i64, seed_id: i64, n: usize) -> Vec<String> {
+    let domain = DomainName::parse("sender.test").unwrap();
+    let sends: Vec<NewSend> = (0..n)
+        .map(|_| NewSend {
+            campaign_id,
+            seed_id,
+            kind: SendKind::Warmup,
+            message_id: message::new_message_id(&domain),
+            subject: "chunks".into(),
+            in_reply_to: None,
+            plan_day: None,
+            run_at: 0,
+        })
+        .collect();
+    let mut conn = app.store.pool().acquire().await.unwrap();
+    outbox_bulk::enqueue_many(&mut conn, &sends, 0)
+        .await
+        .unwrap();
+    sends.into_iter().map(|s| s.message_id).collect()
+}
+
+/// The message as the receiver would store it: its Authentication-Results on top.
+fn raw(marker: &Marker, message_id: &str) -> Vec<u8> {
+    let (from, to) = (
+        EmailAddress::parse("hello@sender.test").unwrap(),
+        EmailAddress::parse(USER).unwrap(),
+    );
+    let built = message::build(
+        &Outgoing {
+            from: &from,
+            from_name: None,
+            to: &to,
+            message_id,
+            subject: "chunks",
+            text: "Hello.",
+            html: "<p>Hello.</p>",
+            in_reply_to: None,
+            references: None,
+        },
+        marker,
+        None,
+    )
+    .unwrap();
+    [AUTH_RESULTS.as_bytes(), &built.bytes].concat()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_of_several_chunks_is_recorded_once() {
+    let Some(lab) = lab::lab_dir("scan chunk lab tests", &[1993]) else {
+        return;
+    };
+    hearth::tls::install_crypto_provider();
+    let data = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = lab::lab_config_text(&lab, data.path())
+        + &format!(
+            "\n[[seeds]]\naddress = \"{USER}\"\nprovider = \"gmail\"\nimap = {{ host = \
+             \"127.0.0.1\", port = 1993, tls = \"implicit\", ca_file = {:?}, password = \
+             \"lab-pass-1\" }}\n",
+            lab.join("tls/ca.pem")
+        );
+    let config = Config::from_toml(&text, Some(&root.join("config/lab.toml")), &[]).unwrap();
+    let app = App::build(config, Arc::new(SystemClock)).await.unwrap();
+    let pool = app.store.pool().clone();
+    let campaign = store::campaigns::get_by_name(&pool, "lab-warmup")
+        .await
+        .unwrap()
+        .unwrap();
+    let seed = |address: &str| {
+        let pool = pool.clone();
+        let address = EmailAddress::parse(address).unwrap();
+        async move {
+            store::seeds::get_by_address(&pool, &address)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let (ours, theirs) = (seed(USER).await, seed("seed1@gmail.test").await);
+    let mine = queue(&app, campaign.id, ours.id, 250).await;
+    let others = queue(&app, campaign.id, theirs.id, 5).await;
+    let forged = queue(&app, campaign.id, ours.id, 5).await;
+    let impostor = Marker::new(app.marker.header(), b"not the install's secret".to_vec());
+
+    let mut s = session(&lab).await;
+    for folder in ["INBOX", "[Gmail]/Spam"] {
+        if s.select(folder).await.unwrap().exists > 0 {
+            let _: Vec<_> = s
+                .store("1:*", "+FLAGS.SILENT (\\Deleted)")
+                .await
+                .unwrap()
+                .try_collect()
+                .await
+                .unwrap();
+            let _: Vec<_> = s.expunge().await.unwrap().try_collect().await.unwrap();
+        }
+    }
+    for (i, id) in mine.iter().enumerate() {
+        s.append("INBOX", None, None, &raw(&app.marker, id))
+            .await
+            .unwrap();
+        // The others among ours, across the chunks.
+        if i % 50 == 7 {
+            let k = i / 50;
+            s.append("INBOX", None, None, &raw(&app.marker, &others[k]))
+                .await
+                .unwrap();
+            s.append("INBOX", None, None, &raw(&impostor, &forged[k]))
+                .await
+                .unwrap();
+        }
+    }
+
+    let report = scan::scan_seed(&app, &ours).await.unwrap();
+    assert_eq!(
+        (report.found, report.recorded, report.forged),
+        (250, 250, 5),
+        "{report:?}"
+    );
+    let rows = store::ledger::list_for_campaign(&pool, campaign.id)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 250);
+    let mut recorded: Vec<_> = rows.iter().map(|r| r.record.message_id.clone()).collect();
+    recorded.sort();
+    let mut want = mine.clone();
+    want.sort();
+    assert_eq!(recorded, want, "this seed's genuine mail, and only that");
+    let first = store::ledger::get_by_message_id(&pool, &mine[0])
+        .await
+        .unwrap()
+        .unwrap()
+        .record;
+    assert_eq!(
+        (
+            first.placement,
+            first.folder.as_deref(),
+            first.imap_uid.is_some() && first.imap_uidvalidity.is_some(),
+            first.auth_spf.as_deref(),
+            first.auth_dkim.as_deref(),
+            first.auth_dmarc.as_deref(),
+        ),
+        (
+            Placement::Inbox,
+            Some("INBOX"),
+            true,
+            Some("pass"),
+            Some("none"),
+            Some("fail")
+        )
+    );
+    assert!(
+        first
+            .auth_results
+            .as_deref()
+            .is_some_and(|a| a.starts_with("mx.gmail.test; spf=pass")),
+        "{first:?}"
+    );
+
+    // One more: the next scan reads only that one.
+    let late = queue(&app, campaign.id, ours.id, 1).await;
+    s.append("INBOX", None, None, &raw(&app.marker, &late[0]))
+        .await
+        .unwrap();
+    let report = scan::scan_seed(&app, &ours).await.unwrap();
+    assert_eq!((report.found, report.recorded, report.forged), (1, 1, 0));
+
+    // From the start again (the cursor forgotten): all found, nothing recorded twice.
+    sqlx::query("DELETE FROM imap_cursors")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let report = scan::scan_seed(&app, &ours).await.unwrap();
+    assert_eq!((report.found, report.recorded, report.forged), (251, 0, 5));
+    let _ = s.logout().await;
+    app.store.close().await;
+}
