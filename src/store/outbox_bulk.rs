@@ -16,7 +16,7 @@ use sqlx::{AnyConnection, AssertSqlSafe};
 
 use std::collections::{HashMap, HashSet};
 
-use crate::domain::{OutboxStatus, Provider};
+use crate::domain::{OutboxStatus, Provider, SendKind};
 
 use super::outbox::NewSend;
 use super::{Backend, StoreError, row};
@@ -46,9 +46,21 @@ pub(super) fn values_sql(
     per_row: usize,
     tail: &str,
 ) -> String {
+    values_sql_from(backend, head, rows, per_row, 0, tail)
+}
+
+/// As [`values_sql`], numbering PostgreSQL's placeholders after the `before` in `head`.
+fn values_sql_from(
+    backend: Backend,
+    head: &str,
+    rows: usize,
+    per_row: usize,
+    before: usize,
+    tail: &str,
+) -> String {
     let mut sql = String::with_capacity(head.len() + rows * per_row * 7 + tail.len());
     sql.push_str(head);
-    push_tuples(&mut sql, backend, 1, rows, per_row);
+    push_tuples(&mut sql, backend, before + 1, rows, per_row);
     sql.push_str(tail);
     sql
 }
@@ -107,14 +119,103 @@ fn full_outbox_sql(backend: Backend) -> &'static str {
     })
 }
 
+/// The columns a planning batch shares: every row of one campaign day's plan has the same
+/// kind, plan day and no `In-Reply-To`, so a statement binds them once instead of per row.
+const UNIFORM_HEAD: &str = "INSERT INTO outbox (campaign_id, seed_id, message_id, subject, \
+     run_at, kind, status, plan_day, in_reply_to, created_at) \
+     SELECT column1, column2, column3, column4, column5, ";
+/// Per-row parameters of the uniform statement, and the shared ones bound once before them.
+const UNIFORM_COLUMNS: usize = 5;
+const UNIFORM_SHARED: usize = 4;
+
+/// Rows in one full uniform statement.
+fn uniform_chunk(backend: Backend) -> usize {
+    (max_params(backend) - UNIFORM_SHARED) / UNIFORM_COLUMNS
+}
+
+/// `INSERT … SELECT column1…column5, <shared> FROM (VALUES …)` for `rows` rows. A VALUES
+/// list names its columns `column1`, `column2`, … on SQLite and on PostgreSQL alike.
+fn uniform_sql(backend: Backend, rows: usize) -> String {
+    let shared = match backend {
+        Backend::Sqlite => "?, ?, ?, NULL, ? FROM (VALUES ".to_owned(),
+        Backend::Postgres => "$1, $2, $3, NULL, $4 FROM (VALUES ".to_owned(),
+    };
+    let mut sql = values_sql_from(
+        backend,
+        &format!("{UNIFORM_HEAD}{shared}"),
+        rows,
+        UNIFORM_COLUMNS,
+        UNIFORM_SHARED,
+        ") AS v",
+    );
+    sql.shrink_to_fit();
+    sql
+}
+
+/// The uniform statement for a full chunk, built once per backend.
+fn full_uniform_sql(backend: Backend) -> &'static str {
+    static SQLITE: OnceLock<String> = OnceLock::new();
+    static POSTGRES: OnceLock<String> = OnceLock::new();
+    let cell = match backend {
+        Backend::Sqlite => &SQLITE,
+        Backend::Postgres => &POSTGRES,
+    };
+    cell.get_or_init(|| uniform_sql(backend, uniform_chunk(backend)))
+}
+
+/// The kind and plan day every send shares, when they all share them and none replies.
+fn shared_columns(sends: &[NewSend]) -> Option<(SendKind, &str)> {
+    let first = sends.first()?;
+    let plan_day = first.plan_day.as_deref()?;
+    sends
+        .iter()
+        .all(|s| {
+            s.kind == first.kind
+                && s.in_reply_to.is_none()
+                && s.plan_day.as_deref() == Some(plan_day)
+        })
+        .then_some((first.kind, plan_day))
+}
+
 /// Enqueues every send (the same columns as [`super::outbox::enqueue`], status `planned`)
 /// in as few statements as the backend's parameter limit allows. Returns the rows inserted.
+///
+/// Sends that share their kind and plan day and reply to nothing (a day's planning) bind
+/// five parameters a row instead of ten: half the binding, converting and copying.
 pub async fn enqueue_many(
     conn: &mut AnyConnection,
     sends: &[NewSend],
     now: i64,
 ) -> Result<u64, StoreError> {
     let backend = backend(conn);
+    if let Some((kind, plan_day)) = shared_columns(sends) {
+        let chunk = uniform_chunk(backend);
+        let mut inserted = 0;
+        for part in sends.chunks(chunk) {
+            let owned;
+            let sql = if part.len() == chunk {
+                full_uniform_sql(backend)
+            } else {
+                owned = uniform_sql(backend, part.len());
+                &owned
+            };
+            let mut q = sqlx::query(AssertSqlSafe(sql))
+                .bind(kind.as_str())
+                .bind(OutboxStatus::Planned.as_str())
+                .bind(plan_day)
+                .bind(now);
+            for s in part {
+                q = q
+                    .bind(s.campaign_id)
+                    .bind(s.seed_id)
+                    .bind(s.message_id.as_str())
+                    .bind(s.subject.as_str())
+                    .bind(s.run_at);
+            }
+            inserted += q.execute(&mut *conn).await?.rows_affected();
+        }
+        return Ok(inserted);
+    }
     let chunk = outbox_chunk(backend);
     let mut inserted = 0;
     for part in sends.chunks(chunk) {
@@ -308,7 +409,20 @@ mod tests {
             };
             assert_eq!(params, outbox_chunk(b) * OUTBOX_COLUMNS);
             assert!(params <= max_params(b) && params + OUTBOX_COLUMNS > max_params(b));
+            let sql = full_uniform_sql(b);
+            let params = match b {
+                Backend::Sqlite => sql.matches('?').count(),
+                Backend::Postgres => sql.matches('$').count(),
+            };
+            assert_eq!(params, UNIFORM_SHARED + uniform_chunk(b) * UNIFORM_COLUMNS);
+            assert!(params <= max_params(b) && params + UNIFORM_COLUMNS > max_params(b));
         }
+        assert_eq!(
+            uniform_sql(Backend::Postgres, 2),
+            format!(
+                "{UNIFORM_HEAD}$1, $2, $3, NULL, $4 FROM (VALUES ($5,$6,$7,$8,$9),($10,$11,$12,$13,$14)) AS v"
+            )
+        );
     }
 
     #[test]

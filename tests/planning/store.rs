@@ -78,7 +78,7 @@ async fn bulk_enqueue_crosses_chunks_and_claims_days_once() {
         let store = hearth::store::Store::connect(&url).await.unwrap();
         let pool = store.pool();
         let (cx, cy, seed_ids) = fixture(pool).await;
-        // More rows than one statement holds on either backend (4095 and 8191 a chunk).
+        // More rows than one statement holds on either backend (3,276 and 6,553 a chunk).
         let mut sends: Vec<NewSend> = (0..9_001)
             .map(|n| send(cx, seed_ids[n % 2], n, 1_000 + n as i64))
             .collect();
@@ -189,6 +189,111 @@ async fn bulk_enqueue_crosses_chunks_and_claims_days_once() {
         );
         drop(conn);
         store.close().await;
+    })
+    .await;
+}
+
+/// `(campaign_id, gen)` of the dirty roll-up marks of 2026-11-30.
+async fn dirty_gens(pool: &sqlx::AnyPool) -> Vec<(i64, i64)> {
+    let rows: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT campaign_id, gen FROM rollup_dirty WHERE plan_day = '2026-11-30' \
+         ORDER BY campaign_id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_of_sends_binds_shared_columns_once_and_marks_its_days_dirty() {
+    on_both(|url| async move {
+        let store = hearth::store::Store::connect(&url).await.unwrap();
+        let pool = store.pool();
+        let (cx, cy, seed_ids) = fixture(pool).await;
+        // cx's day is already dirty (one earlier row); cy's is not.
+        let mut tx = pool.begin().await.unwrap();
+        outbox_bulk::enqueue_many(&mut tx, &[send(cx, seed_ids[0], 0, 1)], 5)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let before = dirty_gens(pool).await;
+        assert_eq!(before.len(), 1);
+        // A day's plan for both campaigns, more rows than one statement holds (6552 a
+        // chunk on SQLite, 13106 on PostgreSQL), all sharing kind and plan day.
+        let sends: Vec<NewSend> = (1..14_001)
+            .map(|n| {
+                send(
+                    if n % 3 == 0 { cy } else { cx },
+                    seed_ids[n % 2],
+                    n,
+                    n as i64,
+                )
+            })
+            .collect();
+        let mut tx = pool.begin().await.unwrap();
+        let n = outbox_bulk::enqueue_many(&mut tx, &sends, 77)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(n, 14_000);
+        let planned = |c| {
+            let pool = pool.clone();
+            async move { outbox::count_by_status(&pool, c).await.unwrap() }
+        };
+        assert_eq!(planned(cx).await, vec![(OutboxStatus::Planned, 9_335)]);
+        assert_eq!(planned(cy).await, vec![(OutboxStatus::Planned, 4_666)]);
+        for s in [&sends[0], &sends[6_600], &sends[13_999]] {
+            let row = outbox::get_by_message_id(pool, &s.message_id)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                (
+                    row.campaign_id,
+                    row.seed_id,
+                    row.kind,
+                    row.subject.as_str(),
+                    row.in_reply_to.as_deref(),
+                    row.plan_day.as_deref(),
+                    row.run_at,
+                    row.status,
+                    row.created_at,
+                ),
+                (
+                    s.campaign_id,
+                    s.seed_id,
+                    SendKind::Warmup,
+                    s.subject.as_str(),
+                    None,
+                    Some("2026-11-30"),
+                    s.run_at,
+                    OutboxStatus::Planned,
+                    77,
+                )
+            );
+        }
+        // Both days are dirty, and the one a refresh may have read before has a new `gen`,
+        // so that refresh cannot clear it.
+        let after = dirty_gens(pool).await;
+        assert_eq!(
+            after.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+            vec![cx, cy]
+        );
+        assert!(after[0].1 > before[0].1);
+        // A mixed batch (the general path) marks the day again too.
+        let gen_before = after[0].1;
+        let mut tx = pool.begin().await.unwrap();
+        let mixed = [send(cx, seed_ids[0], 20_000, 9), {
+            let mut r = send(cx, seed_ids[1], 20_001, 9);
+            r.in_reply_to = Some("<p@x.test>".to_owned());
+            r
+        }];
+        outbox_bulk::enqueue_many(&mut tx, &mixed, 78)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert!(dirty_gens(pool).await[0].1 > gen_before);
     })
     .await;
 }
