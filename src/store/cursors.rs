@@ -13,26 +13,101 @@ pub struct ImapCursor {
     pub updated_at: i64,
 }
 
+/// Whose mailbox a cursor belongs to: a seed's (`imap_cursors`) or a sender's own, read for
+/// replies (`sender_cursors`). The two tables have the same shape.
+#[derive(Debug, Clone, Copy)]
+enum Owner {
+    Seed(i64),
+    Sender(i64),
+}
+
+impl Owner {
+    fn get_sql(self) -> &'static str {
+        match self {
+            Owner::Seed(_) => {
+                "SELECT uidvalidity, last_uid, updated_at FROM imap_cursors \
+                 WHERE seed_id = $1 AND folder = $2"
+            }
+            Owner::Sender(_) => {
+                "SELECT uidvalidity, last_uid, updated_at FROM sender_cursors \
+                 WHERE sender_id = $1 AND folder = $2"
+            }
+        }
+    }
+
+    fn set_sql(self) -> &'static str {
+        match self {
+            Owner::Seed(_) => {
+                "INSERT INTO imap_cursors (seed_id, folder, uidvalidity, last_uid, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (seed_id, folder) DO UPDATE SET \
+                   uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, \
+                   updated_at = excluded.updated_at"
+            }
+            Owner::Sender(_) => {
+                "INSERT INTO sender_cursors (sender_id, folder, uidvalidity, last_uid, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (sender_id, folder) DO UPDATE SET \
+                   uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, \
+                   updated_at = excluded.updated_at"
+            }
+        }
+    }
+
+    fn id(self) -> i64 {
+        match self {
+            Owner::Seed(id) | Owner::Sender(id) => id,
+        }
+    }
+}
+
+async fn get_of<'c, E>(ex: E, owner: Owner, folder: &str) -> Result<Option<ImapCursor>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    sqlx::query(owner.get_sql())
+        .bind(owner.id())
+        .bind(folder)
+        .fetch_optional(ex)
+        .await?
+        .map(|r| {
+            Ok(ImapCursor {
+                uidvalidity: row::int(&r, "uidvalidity")?,
+                last_uid: row::int(&r, "last_uid")?,
+                updated_at: row::int(&r, "updated_at")?,
+            })
+        })
+        .transpose()
+}
+
+async fn set_of<'c, E>(
+    ex: E,
+    owner: Owner,
+    folder: &str,
+    uidvalidity: i64,
+    last_uid: i64,
+    now: i64,
+) -> Result<(), StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    sqlx::query(owner.set_sql())
+        .bind(owner.id())
+        .bind(folder)
+        .bind(uidvalidity)
+        .bind(last_uid)
+        .bind(now)
+        .execute(ex)
+        .await?;
+    Ok(())
+}
+
+/// The cursor of a seed's folder.
 pub async fn get<'c, E>(ex: E, seed_id: i64, folder: &str) -> Result<Option<ImapCursor>, StoreError>
 where
     E: Executor<'c, Database = Any>,
 {
-    sqlx::query(
-        "SELECT uidvalidity, last_uid, updated_at FROM imap_cursors \
-         WHERE seed_id = $1 AND folder = $2",
-    )
-    .bind(seed_id)
-    .bind(folder)
-    .fetch_optional(ex)
-    .await?
-    .map(|r| {
-        Ok(ImapCursor {
-            uidvalidity: row::int(&r, "uidvalidity")?,
-            last_uid: row::int(&r, "last_uid")?,
-            updated_at: row::int(&r, "updated_at")?,
-        })
-    })
-    .transpose()
+    get_of(ex, Owner::Seed(seed_id), folder).await
 }
 
 /// Stores the cursor of (seed, folder), replacing the previous one.
@@ -47,21 +122,7 @@ pub async fn set<'c, E>(
 where
     E: Executor<'c, Database = Any>,
 {
-    sqlx::query(
-        "INSERT INTO imap_cursors (seed_id, folder, uidvalidity, last_uid, updated_at) \
-         VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (seed_id, folder) DO UPDATE SET \
-           uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, \
-           updated_at = excluded.updated_at",
-    )
-    .bind(seed_id)
-    .bind(folder)
-    .bind(uidvalidity)
-    .bind(last_uid)
-    .bind(now)
-    .execute(ex)
-    .await?;
-    Ok(())
+    set_of(ex, Owner::Seed(seed_id), folder, uidvalidity, last_uid, now).await
 }
 
 /// The cursor of a folder of a sender's own mailbox.
@@ -73,22 +134,7 @@ pub async fn get_sender<'c, E>(
 where
     E: Executor<'c, Database = Any>,
 {
-    sqlx::query(
-        "SELECT uidvalidity, last_uid, updated_at FROM sender_cursors \
-         WHERE sender_id = $1 AND folder = $2",
-    )
-    .bind(sender_id)
-    .bind(folder)
-    .fetch_optional(ex)
-    .await?
-    .map(|r| {
-        Ok(ImapCursor {
-            uidvalidity: row::int(&r, "uidvalidity")?,
-            last_uid: row::int(&r, "last_uid")?,
-            updated_at: row::int(&r, "updated_at")?,
-        })
-    })
-    .transpose()
+    get_of(ex, Owner::Sender(sender_id), folder).await
 }
 
 /// Stores the cursor of (sender, folder), replacing the previous one.
@@ -103,19 +149,13 @@ pub async fn set_sender<'c, E>(
 where
     E: Executor<'c, Database = Any>,
 {
-    sqlx::query(
-        "INSERT INTO sender_cursors (sender_id, folder, uidvalidity, last_uid, updated_at) \
-         VALUES ($1, $2, $3, $4, $5) \
-         ON CONFLICT (sender_id, folder) DO UPDATE SET \
-           uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, \
-           updated_at = excluded.updated_at",
+    set_of(
+        ex,
+        Owner::Sender(sender_id),
+        folder,
+        uidvalidity,
+        last_uid,
+        now,
     )
-    .bind(sender_id)
-    .bind(folder)
-    .bind(uidvalidity)
-    .bind(last_uid)
-    .bind(now)
-    .execute(ex)
-    .await?;
-    Ok(())
+    .await
 }
