@@ -253,21 +253,14 @@ async fn fetch_marked(
         let Some(raw) = (if body_mark { f.body() } else { f.header() }) else {
             continue;
         };
-        let seen = headers::parse(raw, app.marker.header());
-        let Some(message_id) = seen.message_id else {
-            continue;
+        let (seen, message_id) = match check_mark(&app.marker, raw) {
+            Marked::Unmarked => continue,
+            Marked::Forged => {
+                *forged += 1;
+                continue;
+            }
+            Marked::Genuine(seen, id) => (seen, id),
         };
-        let genuine = if body_mark {
-            app.marker
-                .verify_body(&message_id, &headers::body_text(raw))
-        } else {
-            let Some(mark) = &seen.mark else { continue };
-            app.marker.verify(&message_id, mark)
-        };
-        if !genuine {
-            *forged += 1;
-            continue;
-        }
         // The receiver's own verdicts: the topmost Authentication-Results.
         let verdicts = seen
             .auth_results
@@ -296,6 +289,36 @@ async fn fetch_marked(
         }
     }
     Ok(())
+}
+
+/// What a fetched message's mark says, in the install's mark mode (header, or the body's
+/// reference line: then `raw` is the whole message).
+enum Marked {
+    /// No Message-ID, or no mark at all: not Hearth's business.
+    Unmarked,
+    /// Carries a mark that does not verify.
+    Forged,
+    /// A genuine mark: the parsed headers and the Message-ID.
+    Genuine(headers::SeenHeaders, String),
+}
+
+fn check_mark(marker: &Marker, raw: &[u8]) -> Marked {
+    let mut seen = headers::parse(raw, marker.header());
+    let Some(message_id) = seen.message_id.take() else {
+        return Marked::Unmarked;
+    };
+    let genuine = match marker.mode() {
+        MarkMode::Body => marker.verify_body(&message_id, &headers::body_text(raw)),
+        MarkMode::Header => match &seen.mark {
+            Some(mark) => marker.verify(&message_id, mark),
+            None => return Marked::Unmarked,
+        },
+    };
+    if genuine {
+        Marked::Genuine(seen, message_id)
+    } else {
+        Marked::Forged
+    }
 }
 
 /// Messages in a chunk: small enough that recording starts while the server is still
@@ -437,20 +460,15 @@ async fn scan_folder_gmail(
             let Some(raw) = (if body_mark { f.body() } else { f.header() }) else {
                 continue;
             };
-            let seen = headers::parse(raw, app.marker.header());
-            let Some(message_id) = &seen.message_id else {
-                continue;
+            let (seen, message_id) = match check_mark(&app.marker, raw) {
+                Marked::Unmarked => continue,
+                Marked::Forged => {
+                    report.forged += 1;
+                    continue;
+                }
+                Marked::Genuine(seen, id) => (seen, id),
             };
-            let genuine = if body_mark {
-                app.marker.verify_body(message_id, &headers::body_text(raw))
-            } else {
-                let Some(mark) = &seen.mark else { continue };
-                app.marker.verify(message_id, mark)
-            };
-            if !genuine {
-                report.forged += 1;
-                continue;
-            }
+            let message_id = &message_id;
             let Some(sent) = store::outbox::get_by_message_id(&mut *tx, message_id).await? else {
                 continue;
             };
