@@ -167,26 +167,14 @@ where
 {
     hearth::tls::install_crypto_provider();
     let data = tempfile::tempdir().unwrap();
-    let db = if postgres {
-        let Some(admin) = pg::admin_url() else { return };
-        Some(pg::TestDb::create(&admin).await)
-    } else {
-        None
-    };
-    let url = match &db {
-        Some(db) => db.url.clone(),
-        None => format!("sqlite://{}", data.path().join("hearth.db").display()),
-    };
-    let t = build(&config_text(&url, data.path(), token)).await;
-    let store = t.app.store.clone();
-    let outcome = AssertUnwindSafe(body(t)).catch_unwind().await;
-    store.close().await;
-    if let Some(db) = db {
-        db.drop_db().await;
-    }
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    let dir = data.path();
+    pg::on_fresh_db(postgres, dir, |url| async move {
+        let t = build(&config_text(&url, dir, token)).await;
+        let store = t.app.store.clone();
+        body(t).await;
+        store.close().await;
+    })
+    .await;
 }
 
 /// Declares each `async fn name(t: TestApp)` as `sqlite::name` and `postgres::name`; the

@@ -194,36 +194,21 @@ where
 {
     hearth::tls::install_crypto_provider();
     let data = tempfile::tempdir().unwrap();
-    let db = if postgres {
-        let Some(admin) = pg::admin_url() else { return };
-        Some(pg::TestDb::create(&admin).await)
-    } else {
-        None
-    };
-    let url = match &db {
-        Some(db) => db.url.clone(),
-        None => format!("sqlite://{}", data.path().join("hearth.db").display()),
-    };
-    let app = App::build(
-        config(&url, data.path()),
-        Arc::new(hearth::clock::SystemClock),
-    )
-    .await
-    .expect("App::build");
-    let store = app.store.clone();
-    let client = Client {
-        router: router(AppState::new(app.clone())),
-        app,
-        cookies: BTreeMap::new(),
-    };
-    let outcome = AssertUnwindSafe(body(client)).catch_unwind().await;
-    store.close().await;
-    if let Some(db) = db {
-        db.drop_db().await;
-    }
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
+    let dir = data.path();
+    pg::on_fresh_db(postgres, dir, |url| async move {
+        let app = App::build(config(&url, dir), Arc::new(hearth::clock::SystemClock))
+            .await
+            .expect("App::build");
+        let store = app.store.clone();
+        let client = Client {
+            router: router(AppState::new(app.clone())),
+            app,
+            cookies: BTreeMap::new(),
+        };
+        body(client).await;
+        store.close().await;
+    })
+    .await;
 }
 
 fn plain(token: bool) -> impl FnOnce(&str, &Path) -> Config {

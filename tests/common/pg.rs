@@ -74,6 +74,35 @@ impl TestDb {
     }
 }
 
+/// Runs `body` with the URL of a fresh database: a SQLite file in `dir`, or (`postgres`) a new
+/// PostgreSQL database, dropped afterwards even when `body` panics (the panic goes on). Without
+/// PostgreSQL configured the PostgreSQL run is skipped (see [`admin_url`]).
+#[allow(dead_code)]
+pub async fn on_fresh_db<F, Fut>(postgres: bool, dir: &std::path::Path, body: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use futures::FutureExt as _;
+    let db = if postgres {
+        let Some(admin) = admin_url() else { return };
+        Some(TestDb::create(&admin).await)
+    } else {
+        None
+    };
+    let url = match &db {
+        Some(db) => db.url.clone(),
+        None => format!("sqlite://{}", dir.join("hearth.db").display()),
+    };
+    let outcome = std::panic::AssertUnwindSafe(body(url)).catch_unwind().await;
+    if let Some(db) = db {
+        db.drop_db().await;
+    }
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
 /// `url` pointing at database `name` instead (keeps scheme, credentials, host, parameters).
 fn with_database(url: &str, name: &str) -> String {
     let (base, query) = match url.split_once('?') {
