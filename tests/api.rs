@@ -17,6 +17,8 @@ use tower::ServiceExt as _;
 
 #[path = "common/lab.rs"]
 mod lab;
+#[path = "common/ledger.rs"]
+mod ledger_fixture;
 #[path = "common/pg.rs"]
 mod pg;
 
@@ -917,53 +919,22 @@ async fn campaign_report_as_json_and_csv(t: TestApp) {
         .into_iter()
         .enumerate()
     {
-        let message_id = format!("<report-{i}@api.test>");
-        let oid = store::outbox::enqueue(
+        ledger_fixture::delivered(
             pool,
-            &store::outbox::NewSend {
+            ledger_fixture::Delivered {
                 campaign_id: c.id,
                 seed_id: seed,
-                kind: SendKind::Warmup,
-                message_id: message_id.clone(),
-                subject: "hello".into(),
-                in_reply_to: None,
+                provider: Provider::Gmail,
+                message_id: format!("<report-{i}@api.test>"),
                 plan_day: Some(day.clone()),
-                run_at: at,
-            },
-            at,
-        )
-        .await
-        .unwrap();
-        sqlx::query("UPDATE outbox SET status = $1, sent_at = $2 WHERE id = $3")
-            .bind(OutboxStatus::Sent.as_str())
-            .bind(at)
-            .bind(oid)
-            .execute(pool)
-            .await
-            .unwrap();
-        store::ledger::record(
-            pool,
-            &store::ledger::NewPlacement {
-                outbox_id: oid,
-                seed_id: seed,
-                message_id,
+                sent_at: at,
                 placement,
                 folder: Some(placement.as_str().to_owned()),
-                provider: Provider::Gmail,
-                seen_at: Some(at + 60),
-                latency_secs: Some(60),
-                auth_spf: Some("pass".into()),
-                auth_dkim: Some("pass".into()),
-                auth_dmarc: Some("pass".into()),
-                auth_results: None,
-                imap_uidvalidity: None,
-                imap_uid: None,
-                gmail: None,
+                latency: Some(60),
+                auth: [Some("pass"), Some("pass"), Some("pass")],
             },
-            at + 60,
         )
-        .await
-        .unwrap();
+        .await;
     }
     let uri = format!("/api/v1/campaigns/{}/report?days=7", c.id);
     let r = t.call(Method::GET, &uri, None).await;

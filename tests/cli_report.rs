@@ -5,10 +5,11 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use hearth::clock::{Clock as _, SystemClock};
-use hearth::domain::{OutboxStatus, Placement, Provider, SendKind};
-use hearth::store::ledger::NewPlacement;
-use hearth::store::outbox::NewSend;
-use hearth::store::{Store, campaigns, ledger, outbox, seeds};
+#[path = "common/ledger.rs"]
+mod ledger_fixture;
+
+use hearth::domain::{Placement, Provider};
+use hearth::store::{Store, campaigns, seeds};
 
 const BIN: &str = env!("CARGO_BIN_EXE_hearth");
 
@@ -95,48 +96,22 @@ async fn report_and_status_in_every_format() {
         .into_iter()
         .enumerate()
     {
-        let message_id = format!("<{n}@sender.test>");
-        let id = outbox::enqueue(
+        ledger_fixture::delivered(
             pool,
-            &NewSend {
+            ledger_fixture::Delivered {
                 campaign_id: c.id,
                 seed_id: seed.id,
-                kind: SendKind::Warmup,
-                message_id: message_id.clone(),
-                subject: "hi".into(),
-                in_reply_to: None,
+                provider: Provider::Gmail,
+                message_id: format!("<{n}@sender.test>"),
                 plan_day: Some(today.clone()),
-                run_at: now,
+                sent_at: now,
+                placement,
+                folder: None,
+                latency: Some(60),
+                auth: [Some("pass"), Some("pass"), Some("fail")],
             },
-            now,
         )
-        .await
-        .unwrap();
-        sqlx::query("UPDATE outbox SET status = $1, sent_at = $2 WHERE id = $3")
-            .bind(OutboxStatus::Sent.as_str())
-            .bind(now)
-            .bind(id)
-            .execute(pool)
-            .await
-            .unwrap();
-        let p = NewPlacement {
-            outbox_id: id,
-            seed_id: seed.id,
-            message_id,
-            placement,
-            folder: None,
-            provider: Provider::Gmail,
-            seen_at: Some(now + 60),
-            latency_secs: Some(60),
-            auth_spf: Some("pass".into()),
-            auth_dkim: Some("pass".into()),
-            auth_dmarc: Some("fail".into()),
-            auth_results: None,
-            imap_uidvalidity: None,
-            imap_uid: None,
-            gmail: None,
-        };
-        ledger::record(pool, &p, now).await.unwrap();
+        .await;
     }
     store.close().await;
 

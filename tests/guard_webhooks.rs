@@ -3,6 +3,8 @@
 //! pause, resume and preflight failure reaches a real HTTP receiver on 127.0.0.1 with a valid
 //! HMAC-SHA256 signature — after a retry when the receiver first answers 503.
 
+#[path = "common/ledger.rs"]
+mod ledger_fixture;
 #[path = "common/pg.rs"]
 #[allow(dead_code)]
 mod pg;
@@ -13,14 +15,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use hearth::clock::{Clock as _, ManualClock};
 use hearth::config::Config;
-use hearth::domain::{
-    CampaignStatus, OutboxStatus, PauseReason, Placement, PreflightTrigger, Provider, SendKind,
-    Verdict,
-};
+use hearth::domain::{CampaignStatus, PauseReason, Placement, PreflightTrigger, Provider, Verdict};
 use hearth::startup::App;
-use hearth::store::ledger::NewPlacement;
-use hearth::store::outbox::NewSend;
-use hearth::store::{campaigns, holds, ledger, outbox, preflight, seeds};
+use hearth::store::{campaigns, holds, preflight, seeds};
 
 const SECRET: &str = "hook-secret";
 /// 2026-11-29 12:00 UTC.
@@ -109,48 +106,22 @@ async fn placed(app: &App, campaign_id: i64, provider: Provider, placement: Plac
         .find(|s| s.record.provider == provider)
         .unwrap();
     for _ in 0..n {
-        let message_id = format!("<{}@sender.test>", uuid::Uuid::new_v4());
-        let id = outbox::enqueue(
+        ledger_fixture::delivered(
             pool,
-            &NewSend {
+            ledger_fixture::Delivered {
                 campaign_id,
                 seed_id: seed.id,
-                kind: SendKind::Warmup,
-                message_id: message_id.clone(),
-                subject: "hi".into(),
-                in_reply_to: None,
+                provider,
+                message_id: format!("<{}@sender.test>", uuid::Uuid::new_v4()),
                 plan_day: Some("2026-11-29".into()),
-                run_at: now,
+                sent_at: now,
+                placement,
+                folder: None,
+                latency: Some(30),
+                auth: [None, None, None],
             },
-            now,
         )
-        .await
-        .unwrap();
-        sqlx::query("UPDATE outbox SET status = $1, sent_at = $2 WHERE id = $3")
-            .bind(OutboxStatus::Sent.as_str())
-            .bind(now)
-            .bind(id)
-            .execute(pool)
-            .await
-            .unwrap();
-        let p = NewPlacement {
-            outbox_id: id,
-            seed_id: seed.id,
-            message_id,
-            placement,
-            folder: None,
-            provider,
-            seen_at: Some(now + 30),
-            latency_secs: Some(30),
-            auth_spf: None,
-            auth_dkim: None,
-            auth_dmarc: None,
-            auth_results: None,
-            imap_uidvalidity: None,
-            imap_uid: None,
-            gmail: None,
-        };
-        ledger::record(pool, &p, now).await.unwrap();
+        .await;
     }
 }
 
