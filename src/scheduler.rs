@@ -27,7 +27,7 @@ use crate::domain::{CampaignStatus, PreflightTrigger, Provider, SendKind, Verdic
 use crate::planner::{self, DayInput, SeedState};
 use crate::sender::{content, message};
 use crate::startup::{App, CampaignSpec};
-use crate::store::outbox_bulk::{self, DayClaim};
+use crate::store::outbox_bulk::{self, DayClaim, DayWindow, PlanBatch};
 use crate::store::senders::SenderRow;
 use crate::store::{self, Backend, Store, campaigns::CampaignRow, outbox::NewSend};
 
@@ -35,7 +35,7 @@ use crate::store::{self, Backend, Store, campaigns::CampaignRow, outbox::NewSend
 const MIX_LOOKBACK_DAYS: u64 = 7;
 
 /// Sends handed to the writer at a time (a transaction each).
-const BATCH_SENDS: usize = 32_768;
+const BATCH_SENDS: usize = 131_072;
 
 /// Active campaigns of one sender whose local day is the same: planned together.
 #[derive(Debug)]
@@ -201,8 +201,13 @@ pub async fn plan_group(
             .map_or(chrono_tz::UTC, |(_, spec)| spec.plan.timezone),
         group.day_start,
     ));
-    let (queues, writers) = writers(store, now).await?;
-    let mut batch = Batch::default();
+    let window = DayWindow {
+        sender_id: group.sender_id,
+        day_start: group.day_start,
+        day_end: group.day_end,
+    };
+    let (queues, writers) = writers(store, window, now).await?;
+    let mut batch = PlanBatch::default();
     let mut next = 0;
     let mut short = 0;
     let last = todo.len().saturating_sub(1);
@@ -333,69 +338,98 @@ impl PlanCtx<'_> {
     }
 }
 
-/// Some campaigns' day claims and their sends: one transaction of a writer.
-#[derive(Default)]
-struct Batch {
-    claims: Vec<DayClaim>,
-    sends: Vec<NewSend>,
-}
-
 /// Writer tasks, each with its own connection: one on SQLite (one writer at a time anyway),
-/// two on PostgreSQL (campaigns' days are independent of each other).
+/// two native connections on PostgreSQL (campaigns' days are independent of each other, and
+/// a native connection can `COPY`).
 async fn writers(
     store: &Store,
+    window: DayWindow,
     now: i64,
 ) -> anyhow::Result<(
-    Vec<mpsc::Sender<Batch>>,
+    Vec<mpsc::Sender<PlanBatch>>,
     Vec<JoinHandle<anyhow::Result<usize>>>,
 )> {
-    let count = match store.backend() {
-        Backend::Sqlite => 1,
-        Backend::Postgres => 2,
-    };
     let (mut queues, mut handles) = (Vec::new(), Vec::new());
-    for _ in 0..count {
-        let mut conn = store.pool().acquire().await?;
-        let sqlite = store.backend() == Backend::Sqlite;
-        if sqlite {
-            // A day's rows go into the outbox's indexes at random places: a page cache that
-            // holds them (SQLite's default, 2 MB, spills to the file on every batch), and
-            // statement journals in memory. Set back when the writer is done.
-            sqlx::Executor::execute(&mut *conn, "PRAGMA cache_size = -262144").await?;
-            sqlx::Executor::execute(&mut *conn, "PRAGMA temp_store = MEMORY").await?;
+    match store.backend() {
+        Backend::Sqlite => {
+            let (tx, rx) = mpsc::channel::<PlanBatch>(2);
+            queues.push(tx);
+            handles.push(match store.sqlite_connection().await? {
+                Some(conn) => tokio::spawn(sqlite_writer(conn, rx, window, now)),
+                None => {
+                    // In memory: the pool's one connection is the database.
+                    let conn = store.pool().acquire().await?;
+                    tokio::spawn(async move {
+                        let mut conn = conn;
+                        let mut rx = rx;
+                        let mut enqueued = 0;
+                        while let Some(b) = rx.recv().await {
+                            enqueued += outbox_bulk::write_batch(&mut conn, b, window, now).await?;
+                        }
+                        Ok(enqueued)
+                    })
+                }
+            });
         }
-        let (tx, mut rx) = mpsc::channel::<Batch>(2);
-        queues.push(tx);
-        handles.push(tokio::spawn(async move {
-            let mut enqueued = 0;
-            while let Some(b) = rx.recv().await {
-                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                let claimed: HashSet<i64> = outbox_bulk::claim_plan_days(&mut tx, &b.claims, now)
+        Backend::Postgres => {
+            for _ in 0..2 {
+                let mut conn = store
+                    .pg_connection()
                     .await?
-                    .into_iter()
-                    .collect();
-                let sends: Vec<NewSend>;
-                let sends = if claimed.len() == b.claims.len() {
-                    &b.sends[..]
-                } else {
-                    // Another node planned some of these days meanwhile: theirs stand.
-                    sends = b
-                        .sends
-                        .into_iter()
-                        .filter(|s| claimed.contains(&s.campaign_id))
-                        .collect();
-                    &sends[..]
-                };
-                outbox_bulk::enqueue_many(&mut tx, sends, now).await?;
-                tx.commit().await?;
-                enqueued += sends.len();
+                    .context("a PostgreSQL store opens native connections")?;
+                let (tx, mut rx) = mpsc::channel::<PlanBatch>(2);
+                queues.push(tx);
+                handles.push(tokio::spawn(async move {
+                    let mut enqueued = 0;
+                    while let Some(b) = rx.recv().await {
+                        enqueued += outbox_bulk::write_batch_pg(&mut conn, b, window, now).await?;
+                    }
+                    let _ = sqlx::Connection::close(conn).await;
+                    Ok(enqueued)
+                }));
             }
-            if sqlite {
-                sqlx::Executor::execute(&mut *conn, "PRAGMA cache_size = -2000").await?;
-                sqlx::Executor::execute(&mut *conn, "PRAGMA temp_store = DEFAULT").await?;
-            }
-            Ok(enqueued)
-        }));
+        }
     }
     Ok((queues, handles))
+}
+
+/// The SQLite writer, on a native connection of its own: a page cache that holds the day's
+/// rows as they go into the outbox's indexes (SQLite's default, 2 MB, spills to the file on
+/// every batch), statement journals in memory, the WAL checkpointed once at the end instead
+/// of after every batch, and foreign keys checked once per batch by the writer instead of
+/// per row by SQLite (see `outbox_bulk::write_batch_sqlite`).
+async fn sqlite_writer(
+    mut conn: sqlx::SqliteConnection,
+    mut rx: mpsc::Receiver<PlanBatch>,
+    window: DayWindow,
+    now: i64,
+) -> anyhow::Result<usize> {
+    for pragma in [
+        "PRAGMA cache_size = -262144",
+        "PRAGMA temp_store = MEMORY",
+        "PRAGMA wal_autocheckpoint = 0",
+        "PRAGMA foreign_keys = OFF",
+    ] {
+        sqlx::Executor::execute(&mut conn, pragma).await?;
+    }
+    let mut enqueued = 0;
+    let mut failure = None;
+    while let Some(b) = rx.recv().await {
+        match outbox_bulk::write_batch_sqlite(&mut conn, b, window, now).await {
+            Ok(n) => enqueued += n,
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let checkpoint = sqlx::Executor::execute(&mut conn, "PRAGMA wal_checkpoint(PASSIVE)").await;
+    let _ = sqlx::Connection::close(conn).await;
+    match failure {
+        Some(e) => Err(e.into()),
+        None => {
+            checkpoint?;
+            Ok(enqueued)
+        }
+    }
 }

@@ -307,19 +307,39 @@ async fn schema_is_complete(store: Store) {
             .unwrap();
         assert_eq!(mode, "wal");
     }
-    // Foreign keys are enforced on both backends.
+    // References are enforced on both backends: by the outbox's foreign keys on SQLite, by
+    // the seed's planning day (`seed_days`) and the campaign look-up on PostgreSQL, where
+    // the outbox has no foreign keys (migration 20261129000100).
     let f = fixture(&store).await;
-    let orphan = NewSend {
-        campaign_id: f.campaign_id + 1000,
+    let orphan_seed = NewSend {
+        seed_id: f.seed_id + 1000,
         ..new_send(&f, 1, 1)
     };
-    let err = outbox::enqueue(store.pool(), &orphan, 1).await.unwrap_err();
+    let err = outbox::enqueue(store.pool(), &orphan_seed, 1)
+        .await
+        .unwrap_err();
     match &err {
         StoreError::Query(sqlx::Error::Database(db)) => {
             assert!(db.is_foreign_key_violation(), "{err}")
         }
         other => panic!("expected a foreign key violation, got {other:?}"),
     }
+    let orphan_campaign = NewSend {
+        campaign_id: f.campaign_id + 1000,
+        ..new_send(&f, 2, 1)
+    };
+    let err = outbox::enqueue(store.pool(), &orphan_campaign, 1)
+        .await
+        .unwrap_err();
+    assert!(
+        err.is_foreign_key_violation() || matches!(err, StoreError::NotFound { .. }),
+        "{err}"
+    );
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(n, 0, "nothing of the refused rows was written");
 }
 
 async fn sender_upsert_round_trip(store: Store) {

@@ -192,6 +192,17 @@ async fn bench(args: &ReportBench, url: &str) -> anyhow::Result<Outcome> {
             .bind(NOW - 86_400 * args.days as i64)
             .execute(&mut *conn)
             .await?;
+        // Writers mark the days of the rows they insert (as planning does).
+        sqlx::query(
+            "INSERT INTO rollup_dirty (campaign_id, plan_day) \
+             SELECT DISTINCT campaign_id, plan_day FROM outbox \
+             WHERE campaign_id BETWEEN $1 AND $2 AND plan_day IS NOT NULL \
+             ON CONFLICT (campaign_id, plan_day) DO UPDATE SET gen = rollup_dirty.gen + 1",
+        )
+        .bind(campaign_ids[from])
+        .bind(campaign_ids[to - 1])
+        .execute(&mut *conn)
+        .await?;
         sqlx::query(AssertSqlSafe(placements_sql))
             .bind(Placement::Inbox.as_str())
             .bind(Placement::Spam.as_str())

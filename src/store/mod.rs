@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
-use sqlx::{Any, AnyPool, Connection as _, Executor as _, Transaction};
+use sqlx::{Any, AnyPool, ConnectOptions as _, Connection as _, Executor as _, Transaction};
 
 pub use error::{StoreError, redact_url};
 
@@ -87,6 +87,13 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// How to open a native PostgreSQL connection beside the pool (bulk writes by `COPY`,
+    /// which the `Any` driver cannot do). Holds the password: never printed.
+    pg_options: Option<std::sync::Arc<sqlx::postgres::PgConnectOptions>>,
+    /// How to open a native connection to a SQLite file beside the pool (bulk writes bind
+    /// their values without the `Any` driver's two copies of every text). None in memory:
+    /// another connection would be another database.
+    sqlite_options: Option<std::sync::Arc<sqlx::sqlite::SqliteConnectOptions>>,
 }
 
 impl fmt::Debug for Store {
@@ -141,7 +148,51 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await?;
-        Ok(Store { pool, backend })
+        let pg_options = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(std::sync::Arc::new(
+                url.parse::<sqlx::postgres::PgConnectOptions>()
+                    .map_err(connect_err)?,
+            )),
+        };
+        let sqlite_options = match backend {
+            Backend::Sqlite if !sqlite_is_memory(url) => Some(std::sync::Arc::new(
+                sqlite_with_create(url)
+                    .parse::<sqlx::sqlite::SqliteConnectOptions>()
+                    .map_err(connect_err)?
+                    .busy_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS.into()))
+                    .foreign_keys(true)
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal),
+            )),
+            _ => None,
+        };
+        Ok(Store {
+            pool,
+            backend,
+            pg_options,
+            sqlite_options,
+        })
+    }
+
+    /// A native connection to the SQLite file, outside the pool, with the pool's settings.
+    /// None for PostgreSQL and for an in-memory database.
+    pub async fn sqlite_connection(&self) -> Result<Option<sqlx::SqliteConnection>, StoreError> {
+        let Some(options) = &self.sqlite_options else {
+            return Ok(None);
+        };
+        Ok(Some(options.connect().await?))
+    }
+
+    /// A native PostgreSQL connection to the same database, outside the pool (for `COPY`).
+    /// None on SQLite.
+    pub async fn pg_connection(&self) -> Result<Option<sqlx::PgConnection>, StoreError> {
+        let Some(options) = &self.pg_options else {
+            return Ok(None);
+        };
+        let conn = tokio::time::timeout(ACQUIRE_TIMEOUT, options.connect())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        Ok(Some(conn))
     }
 
     pub fn pool(&self) -> &AnyPool {

@@ -56,6 +56,17 @@ pub struct OutboxRow {
     pub created_at: i64,
 }
 
+/// The tail of an insert into `seed_days`: a seed's load from a sender on a day adds up.
+macro_rules! seed_days_upsert {
+    () => {
+        "ON CONFLICT (seed_id, sender_id, day_start) DO UPDATE SET \
+           planned = seed_days.planned + excluded.planned, \
+           last_run_at = CASE WHEN excluded.last_run_at > seed_days.last_run_at \
+             THEN excluded.last_run_at ELSE seed_days.last_run_at END"
+    };
+}
+pub(super) use seed_days_upsert;
+
 macro_rules! outbox_cols {
     () => {
         "id, campaign_id, seed_id, kind, message_id, subject, in_reply_to, status, plan_day, \
@@ -71,6 +82,9 @@ macro_rules! outbox_cols {
 // plain `status = ?` makes it walk the status index over every planned row, per claim), and
 // the campaign test is written `+campaign_id` so that it takes the due rows from the partial
 // index `outbox_due` in time order rather than every row of every active campaign.
+// `outbox_due` keys quarter-hour slots (`run_at / 900`, see migration 20261129000100): the
+// claim reads the due slots in order and sorts only within a slot (SQLite's partial sort,
+// PostgreSQL's incremental sort), so the oldest rows still come first.
 macro_rules! claim_sql {
     ($status:literal, $open:literal, $close:literal) => {
         claim_sql!($status, $open, $close, outbox_cols!())
@@ -83,9 +97,10 @@ macro_rules! claim_sql {
             $status,
             " = $4 AND id ",
             $open,
-            "SELECT id FROM outbox WHERE status = 'planned' AND run_at <= $5 AND kind = $8 \
+            "SELECT id FROM outbox WHERE status = 'planned' AND run_at / 900 <= $5 / 900 \
+               AND run_at <= $5 AND kind = $8 \
                AND +campaign_id IN (SELECT id FROM campaigns WHERE status = $7) \
-               ORDER BY run_at, id LIMIT $6",
+               ORDER BY run_at / 900, run_at, id LIMIT $6",
             $close,
             " RETURNING ",
             $cols
@@ -101,10 +116,15 @@ macro_rules! claimed_cols {
 }
 
 /// Adds a message to send at `send.run_at`. Returns its id.
-pub async fn enqueue<'c, E>(ex: E, send: &NewSend, now: i64) -> Result<i64, StoreError>
+///
+/// One transaction: the row, its campaign day marked for the roll-ups, and, for a warm-up
+/// message, its seed's load on the UTC day of `run_at` (planning writes its rows in bulk with
+/// the planning day instead: [`super::outbox_bulk`]).
+pub async fn enqueue<'a, A>(conn: A, send: &NewSend, now: i64) -> Result<i64, StoreError>
 where
-    E: Executor<'c, Database = Any>,
+    A: sqlx::Acquire<'a, Database = Any>,
 {
+    let mut tx = conn.begin().await?;
     let r = sqlx::query(
         "INSERT INTO outbox (campaign_id, seed_id, kind, message_id, subject, in_reply_to, \
            status, plan_day, run_at, created_at) \
@@ -120,9 +140,35 @@ where
     .bind(send.plan_day.clone())
     .bind(send.run_at)
     .bind(now)
-    .fetch_one(ex)
+    .fetch_one(&mut *tx)
     .await?;
-    row::int(&r, "id")
+    let id = row::int(&r, "id")?;
+    if send.kind == SendKind::Warmup {
+        let day_start = send.run_at - send.run_at.rem_euclid(86_400);
+        let counted = sqlx::query(concat!(
+            "INSERT INTO seed_days (seed_id, sender_id, day_start, day_end, planned, last_run_at) \
+             SELECT $1, c.sender_id, $2, $3, 1, $4 FROM campaigns c WHERE c.id = $5 ",
+            seed_days_upsert!()
+        ))
+        .bind(send.seed_id)
+        .bind(day_start)
+        .bind(day_start + 86_400)
+        .bind(send.run_at)
+        .bind(send.campaign_id)
+        .execute(&mut *tx)
+        .await?;
+        if counted.rows_affected() == 0 {
+            // PostgreSQL's outbox has no foreign keys (planning checks them per batch).
+            return Err(StoreError::NotFound {
+                what: format!("campaign {}", send.campaign_id),
+            });
+        }
+    }
+    if let Some(day) = &send.plan_day {
+        super::rollup::mark_days(&mut tx, &[(send.campaign_id, day.as_str())]).await?;
+    }
+    tx.commit().await?;
+    Ok(id)
 }
 
 /// Claims up to `limit` planned rows of active campaigns due at `now` (oldest `run_at` first;

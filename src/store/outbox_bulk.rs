@@ -178,7 +178,9 @@ fn shared_columns(sends: &[NewSend]) -> Option<(SendKind, &str)> {
 }
 
 /// Enqueues every send (the same columns as [`super::outbox::enqueue`], status `planned`)
-/// in as few statements as the backend's parameter limit allows. Returns the rows inserted.
+/// in as few statements as the backend's parameter limit allows, and marks their campaign
+/// days for the roll-ups. Returns the rows inserted. The seeds' loads are the caller's
+/// ([`add_seed_loads`]; planning writes both with [`write_batch`]).
 ///
 /// Sends that share their kind and plan day and reply to nothing (a day's planning) bind
 /// five parameters a row instead of ten: half the binding, converting and copying.
@@ -214,6 +216,7 @@ pub async fn enqueue_many(
             }
             inserted += q.execute(&mut *conn).await?.rows_affected();
         }
+        super::rollup::mark_days(conn, &plan_days(sends)).await?;
         return Ok(inserted);
     }
     let chunk = outbox_chunk(backend);
@@ -242,7 +245,19 @@ pub async fn enqueue_many(
         }
         inserted += q.execute(&mut *conn).await?.rows_affected();
     }
+    super::rollup::mark_days(conn, &plan_days(sends)).await?;
     Ok(inserted)
+}
+
+/// The campaign days the sends count against (once each, sorted).
+fn plan_days(sends: &[NewSend]) -> Vec<(i64, &str)> {
+    let mut days: Vec<(i64, &str)> = sends
+        .iter()
+        .filter_map(|s| Some((s.campaign_id, s.plan_day.as_deref()?)))
+        .collect();
+    days.sort_unstable();
+    days.dedup();
+    days
 }
 
 /// A campaign's plan day to claim, with the number of sends it plans.
@@ -339,6 +354,10 @@ pub async fn days_so_far(
     Ok(out)
 }
 
+const CLAIMS_HEAD: &str =
+    "INSERT INTO campaign_days (campaign_id, plan_day, sends, by_provider, planned_at) VALUES ";
+const CLAIMS_TAIL: &str = " ON CONFLICT DO NOTHING RETURNING campaign_id";
+
 /// Claims many plan days at once (as [`super::outbox::claim_plan_day`] does one). Returns
 /// the campaign ids whose day this call claimed; days already claimed are skipped.
 pub async fn claim_plan_days(
@@ -349,14 +368,7 @@ pub async fn claim_plan_days(
     let backend = backend(conn);
     let mut claimed = Vec::with_capacity(claims.len());
     for part in claims.chunks(max_params(backend) / 5) {
-        let sql = values_sql(
-            backend,
-            "INSERT INTO campaign_days (campaign_id, plan_day, sends, by_provider, planned_at) \
-             VALUES ",
-            part.len(),
-            5,
-            " ON CONFLICT DO NOTHING RETURNING campaign_id",
-        );
+        let sql = values_sql(backend, CLAIMS_HEAD, part.len(), 5, CLAIMS_TAIL);
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for c in part {
             q = q
@@ -371,6 +383,390 @@ pub async fn claim_plan_days(
         }
     }
     Ok(claimed)
+}
+
+/// The planning day a batch of sends counts against, for the seeds' loads: the sender and
+/// the day's bounds (unix seconds, the planning campaigns' local day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DayWindow {
+    pub sender_id: i64,
+    pub day_start: i64,
+    pub day_end: i64,
+}
+
+/// One seed's load from one sender on one planning day (a `seed_days` row, or what to add
+/// to it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeedLoad {
+    pub seed_id: i64,
+    pub planned: i64,
+    pub last_run_at: i64,
+}
+
+/// The sends' load per seed, by seed id (the order concurrent writers lock the rows in).
+pub fn seed_loads(sends: &[NewSend]) -> Vec<SeedLoad> {
+    let mut by_seed: HashMap<i64, SeedLoad> = HashMap::new();
+    for s in sends {
+        let e = by_seed.entry(s.seed_id).or_insert(SeedLoad {
+            seed_id: s.seed_id,
+            planned: 0,
+            last_run_at: s.run_at,
+        });
+        e.planned += 1;
+        e.last_run_at = e.last_run_at.max(s.run_at);
+    }
+    let mut loads: Vec<SeedLoad> = by_seed.into_values().collect();
+    loads.sort_unstable_by_key(|l| l.seed_id);
+    loads
+}
+
+const SEED_DAYS_HEAD: &str = "INSERT INTO seed_days \
+     (seed_id, sender_id, day_start, day_end, planned, last_run_at) VALUES ";
+const SEED_DAYS_COLUMNS: usize = 6;
+
+fn seed_days_sql(backend: Backend, rows: usize) -> String {
+    values_sql(
+        backend,
+        SEED_DAYS_HEAD,
+        rows,
+        SEED_DAYS_COLUMNS,
+        concat!(" ", super::outbox::seed_days_upsert!()),
+    )
+}
+
+/// Adds the loads to the seeds' `seed_days` rows of `window`.
+pub async fn add_seed_loads(
+    conn: &mut AnyConnection,
+    window: DayWindow,
+    loads: &[SeedLoad],
+) -> Result<(), StoreError> {
+    let backend = backend(conn);
+    for part in loads.chunks(max_params(backend) / SEED_DAYS_COLUMNS) {
+        let mut q = sqlx::query(AssertSqlSafe(seed_days_sql(backend, part.len())));
+        for l in part {
+            q = q
+                .bind(l.seed_id)
+                .bind(window.sender_id)
+                .bind(window.day_start)
+                .bind(window.day_end)
+                .bind(l.planned)
+                .bind(l.last_run_at);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Some campaigns' day claims with their sends: what one planning transaction writes.
+#[derive(Debug, Default)]
+pub struct PlanBatch {
+    pub claims: Vec<DayClaim>,
+    pub sends: Vec<NewSend>,
+}
+
+impl PlanBatch {
+    /// Keeps the sends of the campaigns in `claimed` (another node planned the others).
+    fn keep_claimed(&mut self, claimed: &HashSet<i64>) {
+        if claimed.len() != self.claims.len() {
+            self.sends.retain(|s| claimed.contains(&s.campaign_id));
+        }
+    }
+}
+
+/// Writes a planning batch in one transaction: first the day claims, then the sends of
+/// exactly the days this claimed (a day another node claimed meanwhile is skipped, never
+/// doubled), the seeds' loads and the roll-up marks. Returns the sends written.
+pub async fn write_batch(
+    conn: &mut AnyConnection,
+    mut batch: PlanBatch,
+    window: DayWindow,
+    now: i64,
+) -> Result<usize, StoreError> {
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let claimed: HashSet<i64> = claim_plan_days(&mut tx, &batch.claims, now)
+        .await?
+        .into_iter()
+        .collect();
+    batch.keep_claimed(&claimed);
+    enqueue_many(&mut tx, &batch.sends, now).await?;
+    add_seed_loads(&mut tx, window, &seed_loads(&batch.sends)).await?;
+    tx.commit().await?;
+    Ok(batch.sends.len())
+}
+
+/// [`write_batch`] on a native connection to a SQLite file: the same statements, with the
+/// sends' texts moved into the statement's arguments instead of copied twice on the way
+/// through the `Any` driver (planning binds five million values a day). The connection may
+/// run with `foreign_keys = OFF`: the batch's references are checked once instead.
+pub async fn write_batch_sqlite(
+    conn: &mut sqlx::SqliteConnection,
+    mut batch: PlanBatch,
+    window: DayWindow,
+    now: i64,
+) -> Result<usize, StoreError> {
+    use sqlx::Connection as _;
+    const B: Backend = Backend::Sqlite;
+    let mut tx = conn.begin().await?;
+    let mut claimed = HashSet::new();
+    for part in batch.claims.chunks(max_params(B) / 5) {
+        let sql = values_sql(B, CLAIMS_HEAD, part.len(), 5, CLAIMS_TAIL);
+        let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql));
+        for c in part {
+            q = q
+                .bind(c.campaign_id)
+                .bind(c.plan_day.as_str())
+                .bind(c.sends)
+                .bind(c.by_provider.as_str())
+                .bind(now);
+        }
+        claimed.extend(q.fetch_all(&mut *tx).await?);
+    }
+    batch.keep_claimed(&claimed);
+    check_references(&mut tx, &claimed, &batch.sends).await?;
+    let written = batch.sends.len();
+    let days: Vec<(i64, String)> = plan_days(&batch.sends)
+        .into_iter()
+        .map(|(c, d)| (c, d.to_owned()))
+        .collect();
+    let loads = seed_loads(&batch.sends);
+    let shared = shared_columns(&batch.sends).map(|(k, d)| (k, d.to_owned()));
+    let chunk = match shared {
+        Some(_) => uniform_chunk(B),
+        None => outbox_chunk(B),
+    };
+    let mut sends = batch.sends.into_iter().peekable();
+    while sends.peek().is_some() {
+        let part: Vec<NewSend> = sends.by_ref().take(chunk).collect();
+        let owned;
+        let q = if let Some((kind, plan_day)) = &shared {
+            let sql = if part.len() == chunk {
+                full_uniform_sql(B)
+            } else {
+                owned = uniform_sql(B, part.len());
+                &owned
+            };
+            let mut q = sqlx::query(AssertSqlSafe(sql))
+                .bind(kind.as_str())
+                .bind(OutboxStatus::Planned.as_str())
+                .bind(plan_day.clone())
+                .bind(now);
+            for s in part {
+                q = q
+                    .bind(s.campaign_id)
+                    .bind(s.seed_id)
+                    .bind(s.message_id)
+                    .bind(s.subject)
+                    .bind(s.run_at);
+            }
+            q
+        } else {
+            let sql = if part.len() == chunk {
+                full_outbox_sql(B)
+            } else {
+                owned = values_sql(B, OUTBOX_HEAD, part.len(), OUTBOX_COLUMNS, "");
+                &owned
+            };
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for s in part {
+                q = q
+                    .bind(s.campaign_id)
+                    .bind(s.seed_id)
+                    .bind(s.kind.as_str())
+                    .bind(s.message_id)
+                    .bind(s.subject)
+                    .bind(s.in_reply_to)
+                    .bind(OutboxStatus::Planned.as_str())
+                    .bind(s.plan_day)
+                    .bind(s.run_at)
+                    .bind(now);
+            }
+            q
+        };
+        q.execute(&mut *tx).await?;
+    }
+    for part in days.chunks(max_params(B) / 2) {
+        let mut q = sqlx::query(AssertSqlSafe(values_sql(
+            B,
+            DIRTY_HEAD,
+            part.len(),
+            2,
+            DIRTY_TAIL,
+        )));
+        for (campaign_id, day) in part {
+            q = q.bind(*campaign_id).bind(day.as_str());
+        }
+        q.execute(&mut *tx).await?;
+    }
+    for part in loads.chunks(max_params(B) / SEED_DAYS_COLUMNS) {
+        let mut q = sqlx::query(AssertSqlSafe(seed_days_sql(B, part.len())));
+        for l in part {
+            q = q
+                .bind(l.seed_id)
+                .bind(window.sender_id)
+                .bind(window.day_start)
+                .bind(window.day_end)
+                .bind(l.planned)
+                .bind(l.last_run_at);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(written)
+}
+
+/// What the foreign keys of the batch's rows would check, checked once for the batch: the
+/// planning writer's connection runs with `foreign_keys = OFF` (SQLite checks a key per row,
+/// about 10 % of a million-row day). Its transaction holds the database's write lock from its
+/// first insert on, so no delete can come between this check and the commit.
+async fn check_references(
+    tx: &mut sqlx::SqliteConnection,
+    campaigns: &HashSet<i64>,
+    sends: &[NewSend],
+) -> Result<(), StoreError> {
+    let mut seeds: Vec<i64> = sends.iter().map(|s| s.seed_id).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let campaigns: Vec<i64> = campaigns.iter().copied().collect();
+    for (table, ids) in [("campaigns", &campaigns), ("seeds", &seeds)] {
+        for part in ids.chunks(max_params(Backend::Sqlite)) {
+            let mut sql = format!("SELECT COUNT(*) FROM {table} WHERE id IN (");
+            for i in 0..part.len() {
+                sql.push_str(if i == 0 { "?" } else { ",?" });
+            }
+            sql.push(')');
+            let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql));
+            for id in part {
+                q = q.bind(*id);
+            }
+            let found = q.fetch_one(&mut *tx).await?;
+            if usize::try_from(found).ok() != Some(part.len()) {
+                return Err(StoreError::NotFound {
+                    what: format!(
+                        "{} of the {table} this plan refers to (deleted while the day was \
+                         being planned)",
+                        part.len() - usize::try_from(found).unwrap_or(0)
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+const DIRTY_HEAD: &str = "INSERT INTO rollup_dirty (campaign_id, plan_day) VALUES ";
+const DIRTY_TAIL: &str =
+    " ON CONFLICT (campaign_id, plan_day) DO UPDATE SET gen = rollup_dirty.gen + 1";
+
+/// [`write_batch`] on a native PostgreSQL connection: the same statements, but the sends go
+/// in by `COPY … FROM STDIN` (text format), which PostgreSQL takes several times faster than
+/// multi-row INSERTs of bound parameters.
+pub async fn write_batch_pg(
+    conn: &mut sqlx::PgConnection,
+    mut batch: PlanBatch,
+    window: DayWindow,
+    now: i64,
+) -> Result<usize, StoreError> {
+    use sqlx::Connection as _;
+    let mut tx = conn.begin().await?;
+    let mut claimed = HashSet::new();
+    for part in batch.claims.chunks(max_params(Backend::Postgres) / 5) {
+        let sql = values_sql(Backend::Postgres, CLAIMS_HEAD, part.len(), 5, CLAIMS_TAIL);
+        let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql));
+        for c in part {
+            q = q
+                .bind(c.campaign_id)
+                .bind(c.plan_day.as_str())
+                .bind(c.sends)
+                .bind(c.by_provider.as_str())
+                .bind(now);
+        }
+        claimed.extend(q.fetch_all(&mut *tx).await?);
+    }
+    batch.keep_claimed(&claimed);
+    if !batch.sends.is_empty() {
+        let mut data = Vec::with_capacity(batch.sends.len() * 128);
+        for s in &batch.sends {
+            copy_row(&mut data, s, now);
+        }
+        let mut copy = tx
+            .copy_in_raw(
+                "COPY outbox (campaign_id, seed_id, kind, message_id, subject, in_reply_to, \
+                 status, plan_day, run_at, created_at) FROM STDIN",
+            )
+            .await?;
+        copy.send(data).await?;
+        copy.finish().await?;
+        let days = plan_days(&batch.sends);
+        for part in days.chunks(max_params(Backend::Postgres) / 2) {
+            let sql = values_sql(
+                Backend::Postgres,
+                "INSERT INTO rollup_dirty (campaign_id, plan_day) VALUES ",
+                part.len(),
+                2,
+                " ON CONFLICT (campaign_id, plan_day) DO UPDATE SET gen = rollup_dirty.gen + 1",
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (campaign_id, day) in part {
+                q = q.bind(*campaign_id).bind(*day);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        let loads = seed_loads(&batch.sends);
+        for part in loads.chunks(max_params(Backend::Postgres) / SEED_DAYS_COLUMNS) {
+            let mut q = sqlx::query(AssertSqlSafe(seed_days_sql(Backend::Postgres, part.len())));
+            for l in part {
+                q = q
+                    .bind(l.seed_id)
+                    .bind(window.sender_id)
+                    .bind(window.day_start)
+                    .bind(window.day_end)
+                    .bind(l.planned)
+                    .bind(l.last_run_at);
+            }
+            q.execute(&mut *tx).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(batch.sends.len())
+}
+
+/// One row of `COPY … FROM STDIN` in PostgreSQL's text format: tab-separated, `\N` for
+/// NULL, and backslash, tab, newline and carriage return escaped in text.
+fn copy_row(out: &mut Vec<u8>, s: &NewSend, now: i64) {
+    use std::io::Write as _;
+    let _ = write!(
+        out,
+        "{}\t{}\t{}\t",
+        s.campaign_id,
+        s.seed_id,
+        s.kind.as_str()
+    );
+    copy_text(out, Some(&s.message_id));
+    out.push(b'\t');
+    copy_text(out, Some(&s.subject));
+    out.push(b'\t');
+    copy_text(out, s.in_reply_to.as_deref());
+    out.push(b'\t');
+    out.extend_from_slice(OutboxStatus::Planned.as_str().as_bytes());
+    out.push(b'\t');
+    copy_text(out, s.plan_day.as_deref());
+    let _ = writeln!(out, "\t{}\t{}", s.run_at, now);
+}
+
+fn copy_text(out: &mut Vec<u8>, text: Option<&str>) {
+    let Some(text) = text else {
+        out.extend_from_slice(b"\\N");
+        return;
+    };
+    for &b in text.as_bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(b),
+        }
+    }
 }
 
 #[cfg(test)]

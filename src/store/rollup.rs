@@ -1,9 +1,11 @@
 //! Daily roll-ups of the placement ledger: one row per campaign, plan day and provider
 //! (`placement_rollups`) plus its latency histogram (`rollup_latency`).
 //!
-//! How they stay true: triggers on `outbox`, `placements` and `engagement_events` mark the
-//! campaign day dirty (`rollup_dirty`) in the writer's own transaction, so no write path can
-//! forget to. [`refresh`] then recomputes each dirty day from its source rows and replaces
+//! How they stay true: triggers on `placements`, `engagement_events` and outbox status
+//! changes mark the campaign day dirty (`rollup_dirty`) in the writer's own transaction, so no
+//! write path can forget to; the outbox's inserts are marked by their writers with
+//! [`mark_days`] (planning writes a million rows a day: a trigger per row cost more than the
+//! rest of the insert, see migration 20261129000100). [`refresh`] then recomputes each dirty day from its source rows and replaces
 //! its roll-up rows, all in one transaction, and clears the mark only if no write bumped its
 //! `gen` meanwhile. Recomputing a whole day is idempotent, so a refresh that dies half-way,
 //! or runs on two nodes at once (PostgreSQL skips keys another node holds), is harmless.
@@ -34,6 +36,34 @@ pub struct Refreshed {
     pub days: u64,
     /// Roll-up rows written.
     pub rows: u64,
+}
+
+/// Marks campaign days dirty (their outbox rows changed), in the caller's transaction: the
+/// statement's part of the outbox insert trigger this replaces. Sorted and deduplicated, so
+/// concurrent writers take the keys' locks in one order.
+pub async fn mark_days(
+    conn: &mut sqlx::AnyConnection,
+    days: &[(i64, &str)],
+) -> Result<(), StoreError> {
+    let mut days = days.to_vec();
+    days.sort_unstable();
+    days.dedup();
+    let backend = super::outbox_bulk::backend(conn);
+    for part in days.chunks(super::outbox_bulk::max_params(backend) / 2) {
+        let sql = super::outbox_bulk::values_sql(
+            backend,
+            "INSERT INTO rollup_dirty (campaign_id, plan_day) VALUES ",
+            part.len(),
+            2,
+            " ON CONFLICT (campaign_id, plan_day) DO UPDATE SET gen = rollup_dirty.gen + 1",
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (campaign_id, day) in part {
+            q = q.bind(*campaign_id).bind(*day);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Recomputes every dirty campaign day (of one campaign, or all), `batch` days per

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Transaction};
 
-use crate::domain::{EmailAddress, Endpoint, OutboxStatus, Provider, SeedStatus, SendKind, Source};
+use crate::domain::{EmailAddress, Endpoint, Provider, SeedStatus, Source};
 
 use super::StoreError;
 use super::row::{self, AnyQuery, IMAP, SMTP};
@@ -166,7 +166,8 @@ where
 }
 
 /// Seeds that are not disabled and have sent warm-up mail without a placement yet, by
-/// address (see [`super::ledger::seeds_awaiting_placement`]).
+/// address (see [`super::ledger::seeds_awaiting_placement`]). The status and kind are
+/// literals so that the partial index `outbox_seed_sent` can serve the look-up.
 pub(super) async fn awaiting_placement<'c, E>(ex: E) -> Result<Vec<SeedRow>, StoreError>
 where
     E: Executor<'c, Database = Any>,
@@ -175,13 +176,11 @@ where
         "SELECT ",
         seed_cols!(),
         " FROM seeds WHERE status <> $1 AND EXISTS (SELECT 1 FROM outbox o \
-           WHERE o.seed_id = seeds.id AND o.status = $2 AND o.kind = $3 \
+           WHERE o.seed_id = seeds.id AND o.status = 'sent' AND o.kind = 'warmup' \
              AND NOT EXISTS (SELECT 1 FROM placements p WHERE p.outbox_id = o.id)) \
          ORDER BY address"
     ))
     .bind(SeedStatus::Disabled.as_str())
-    .bind(OutboxStatus::Sent.as_str())
-    .bind(SendKind::Warmup.as_str())
     .fetch_all(ex)
     .await?
     .iter()
@@ -217,10 +216,15 @@ pub async fn has_history<'c, E>(ex: E, id: i64) -> Result<bool, StoreError>
 where
     E: Executor<'c, Database = Any>,
 {
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE seed_id = $1")
-        .bind(id)
-        .fetch_one(ex)
-        .await?;
+    // Planned warm-up mail always has its `seed_days` row (cheap to look up); the outbox has
+    // no index by seed for planned rows, so it is read only when that says nothing.
+    let n: i64 = sqlx::query_scalar(
+        "SELECT CASE WHEN EXISTS (SELECT 1 FROM seed_days WHERE seed_id = $1) THEN 1 \
+                     WHEN EXISTS (SELECT 1 FROM outbox WHERE seed_id = $1) THEN 1 ELSE 0 END",
+    )
+    .bind(id)
+    .fetch_one(ex)
+    .await?;
     Ok(n > 0)
 }
 
@@ -302,9 +306,11 @@ pub struct SeedDay {
 /// range instead of the seed's whole history.
 pub const ROTATION_LOOKBACK_SECS: i64 = 30 * 86_400;
 
-/// Every active seed with what the outbox already holds for it on the day `[day_start,
-/// day_end)` (unix seconds: a local day of the planning campaign). Cancelled and failed
-/// rows never reached the seed and do not count. By id.
+/// Every active seed with what is already planned for it on the day `[day_start, day_end)`
+/// (unix seconds: a local day of the planning campaigns), from `seed_days`: its load from
+/// every sender, its load from `sender_id`, and the time of the sender's last message to it
+/// in the last [`ROTATION_LOOKBACK_SECS`]. A `seed_days` row counts on the day when its own
+/// day overlaps it (see migration 20261129000100). By id.
 pub async fn planning_day<'c, E>(
     ex: E,
     sender_id: i64,
@@ -316,25 +322,24 @@ where
 {
     sqlx::query(
         "SELECT s.id, s.address, s.provider, s.daily_cap, \
-           (SELECT COUNT(*) FROM outbox o WHERE o.seed_id = s.id \
-              AND o.run_at >= $1 AND o.run_at < $2 \
-              AND o.kind = $3 AND o.status <> $4 AND o.status <> $5) AS planned_today, \
-           (SELECT COUNT(*) FROM outbox o JOIN campaigns c ON c.id = o.campaign_id \
-              WHERE o.seed_id = s.id AND c.sender_id = $6 AND o.run_at >= $1 AND o.run_at < $2 \
-              AND o.kind = $3 AND o.status <> $4 AND o.status <> $5) AS pair_today, \
-           (SELECT MAX(o.run_at) FROM outbox o JOIN campaigns c ON c.id = o.campaign_id \
-              WHERE o.seed_id = s.id AND c.sender_id = $6 AND o.run_at >= $8 \
-              AND o.kind = $3 AND o.status <> $4 AND o.status <> $5) AS last_sent_at \
-         FROM seeds s WHERE s.status = $7 ORDER BY s.id",
+           COALESCE(d.planned, 0) AS planned_today, COALESCE(d.pair, 0) AS pair_today, \
+           d.last_run_at AS last_sent_at \
+         FROM seeds s LEFT JOIN ( \
+           SELECT seed_id, \
+             CAST(SUM(CASE WHEN day_start < $2 AND day_end > $1 THEN planned ELSE 0 END) \
+               AS BIGINT) AS planned, \
+             CAST(SUM(CASE WHEN sender_id = $3 AND day_start < $2 AND day_end > $1 \
+               THEN planned ELSE 0 END) AS BIGINT) AS pair, \
+             MAX(CASE WHEN sender_id = $3 AND last_run_at >= $4 THEN last_run_at END) \
+               AS last_run_at \
+           FROM seed_days WHERE day_end > $4 GROUP BY seed_id) d ON d.seed_id = s.id \
+         WHERE s.status = $5 ORDER BY s.id",
     )
     .bind(day_start)
     .bind(day_end)
-    .bind(SendKind::Warmup.as_str())
-    .bind(OutboxStatus::Cancelled.as_str())
-    .bind(OutboxStatus::Failed.as_str())
     .bind(sender_id)
-    .bind(SeedStatus::Active.as_str())
     .bind(day_start - ROTATION_LOOKBACK_SECS)
+    .bind(SeedStatus::Active.as_str())
     .fetch_all(ex)
     .await?
     .iter()

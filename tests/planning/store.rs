@@ -3,7 +3,7 @@
 
 use hearth::domain::{EmailAddress, OutboxStatus, SendKind};
 use hearth::store::outbox::NewSend;
-use hearth::store::outbox_bulk::{self, DayClaim};
+use hearth::store::outbox_bulk::{self, DayClaim, DayWindow, PlanBatch, SeedLoad};
 use hearth::store::{campaigns, outbox, seeds, senders};
 
 use crate::on_both;
@@ -299,37 +299,45 @@ async fn a_day_of_sends_binds_shared_columns_once_and_marks_its_days_dirty() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seed_day_counts_what_the_outbox_holds() {
+async fn seed_day_counts_what_the_planning_days_hold() {
     on_both(|url| async move {
         let store = hearth::store::Store::connect(&url).await.unwrap();
         let pool = store.pool();
         let (cx, cy, seed_ids) = fixture(pool).await;
         let (s1, s2) = (seed_ids[0], seed_ids[1]);
         let x = campaigns::get(pool, cx).await.unwrap().unwrap().sender_id;
-        let (day, end) = (10_000, 10_000 + 86_400);
-        let mut rows = vec![
-            send(cx, s1, 0, day + 100),    // this sender, today
-            send(cy, s1, 1, day + 200),    // another sender, today
-            send(cx, s1, 2, day - 50_000), // this sender, yesterday
-            send(cx, s1, 3, end),          // tomorrow
-            send(cx, s1, 4, day + 300),    // cancelled below
-            send(cy, s2, 5, day + 400),    // a reply from the seed: not a receive
-            send(cx, s2, 6, day - seeds::ROTATION_LOOKBACK_SECS - 1), // too long ago to rotate
-        ];
-        rows[5].kind = SendKind::Reply;
-        let mut tx = pool.begin().await.unwrap();
-        outbox_bulk::enqueue_many(&mut tx, &rows, 1).await.unwrap();
-        tx.commit().await.unwrap();
-        let cancelled = outbox::get_by_message_id(pool, &rows[4].message_id)
-            .await
-            .unwrap()
-            .unwrap();
-        sqlx::query("UPDATE outbox SET status = $1 WHERE id = $2")
-            .bind(OutboxStatus::Cancelled.as_str())
-            .bind(cancelled.id)
-            .execute(pool)
-            .await
-            .unwrap();
+        let y = campaigns::get(pool, cy).await.unwrap().unwrap().sender_id;
+        let (day, end) = (100_000, 100_000 + 86_400);
+        let window = |sender_id, day_start| DayWindow {
+            sender_id,
+            day_start,
+            day_end: day_start + 86_400,
+        };
+        let load = |seed_id, planned, last_run_at| SeedLoad {
+            seed_id,
+            planned,
+            last_run_at,
+        };
+        let mut conn = pool.acquire().await.unwrap();
+        for (w, loads) in [
+            (window(x, day), vec![load(s1, 2, day + 300)]), // this sender, today
+            (window(x, day), vec![load(s1, 1, day + 100)]), // adds up
+            (window(y, day), vec![load(s1, 1, day + 200)]), // another sender, today
+            (window(x, day - 86_400), vec![load(s1, 4, day - 50_000)]), // yesterday
+            (window(x, end), vec![load(s1, 8, end + 10)]),  // tomorrow
+            // Another time zone's day overlapping today: counted (on the safe side).
+            (window(y, day - 3_600), vec![load(s1, 16, day - 3_000)]),
+            // Too long ago to steer the rotation.
+            (
+                window(x, day - seeds::ROTATION_LOOKBACK_SECS - 86_400),
+                vec![load(s2, 1, day - seeds::ROTATION_LOOKBACK_SECS - 1)],
+            ),
+        ] {
+            outbox_bulk::add_seed_loads(&mut conn, w, &loads)
+                .await
+                .unwrap();
+        }
+        drop(conn);
         let s2_address = EmailAddress::parse("s2@yahoo.test").unwrap();
         assert!(seeds::set_daily_cap(pool, &s2_address, 7, 2).await.unwrap());
         let got = seeds::planning_day(pool, x, day, end).await.unwrap();
@@ -348,7 +356,7 @@ async fn seed_day_counts_what_the_outbox_holds() {
         assert_eq!(
             brief,
             [
-                (s1, seeds::DEFAULT_DAILY_CAP, 2, 1, Some(end)),
+                (s1, seeds::DEFAULT_DAILY_CAP, 3 + 1 + 16, 3, Some(end + 10)),
                 (s2, 7, 0, 0, None)
             ]
         );
@@ -360,6 +368,123 @@ async fn seed_day_counts_what_the_outbox_holds() {
             seeds::planning_day(pool, x, day, end).await.unwrap().len(),
             1
         );
+        store.close().await;
+    })
+    .await;
+}
+
+/// Planning's own writers (a native SQLite connection with foreign keys off, PostgreSQL's
+/// COPY) write exactly the rows given, texts byte for byte, with the seeds' loads and the
+/// roll-up marks; a batch naming a seed that does not exist is refused whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn planning_writers_keep_rows_and_references() {
+    on_both(|url| async move {
+        let store = hearth::store::Store::connect(&url).await.unwrap();
+        let pool = store.pool();
+        let (cx, cy, seed_ids) = fixture(pool).await;
+        let x = campaigns::get(pool, cx).await.unwrap().unwrap().sender_id;
+        let window = DayWindow {
+            sender_id: x,
+            day_start: 200_000,
+            day_end: 200_000 + 86_400,
+        };
+        let mut sends: Vec<NewSend> = (0..40)
+            .map(|n| {
+                send(
+                    if n % 2 == 0 { cx } else { cy },
+                    seed_ids[n % seed_ids.len()],
+                    n,
+                    200_000 + n as i64,
+                )
+            })
+            .collect();
+        sends[0].subject = "tab\there, back\\slash, new\nline, cr\r, \\N, ünïcode".to_owned();
+        let claims = |day: &str, sends: &[NewSend]| {
+            [cx, cy]
+                .iter()
+                .map(|&c| DayClaim {
+                    campaign_id: c,
+                    plan_day: day.to_owned(),
+                    sends: sends.iter().filter(|s| s.campaign_id == c).count() as i64,
+                    by_provider: String::new(),
+                })
+                .collect::<Vec<_>>()
+        };
+        let write = |batch: PlanBatch| {
+            let store = store.clone();
+            async move {
+                if let Some(mut conn) = store.sqlite_connection().await.unwrap() {
+                    sqlx::Executor::execute(&mut conn, "PRAGMA foreign_keys = OFF")
+                        .await
+                        .unwrap();
+                    outbox_bulk::write_batch_sqlite(&mut conn, batch, window, 5).await
+                } else {
+                    let mut conn = store.pg_connection().await.unwrap().unwrap();
+                    outbox_bulk::write_batch_pg(&mut conn, batch, window, 5).await
+                }
+            }
+        };
+        let written = write(PlanBatch {
+            claims: claims("2026-11-30", &sends),
+            sends: sends.clone(),
+        })
+        .await
+        .unwrap();
+        assert_eq!(written, 40);
+        for s in &sends {
+            let row = outbox::get_by_message_id(pool, &s.message_id)
+                .await
+                .unwrap()
+                .expect("written");
+            assert_eq!(
+                (
+                    row.campaign_id,
+                    row.seed_id,
+                    row.subject.as_str(),
+                    row.run_at
+                ),
+                (s.campaign_id, s.seed_id, s.subject.as_str(), s.run_at)
+            );
+            assert_eq!(row.plan_day.as_deref(), Some("2026-11-30"));
+        }
+        let got = seeds::planning_day(pool, x, window.day_start, window.day_end)
+            .await
+            .unwrap();
+        let loads: i64 = got.iter().map(|s| i64::from(s.planned_today)).sum();
+        assert_eq!(loads, 40);
+        let marked: Vec<i64> = dirty_gens(pool).await.iter().map(|d| d.0).collect();
+        assert!(marked.contains(&cx) && marked.contains(&cy), "{marked:?}");
+
+        // The next day, one send names a seed that is not there: nothing of it is written.
+        let mut next: Vec<NewSend> = (0..4)
+            .map(|n| {
+                let mut s = send(cx, seed_ids[0], 100 + n, 300_000 + n as i64);
+                s.plan_day = Some("2026-12-01".to_owned());
+                s
+            })
+            .collect();
+        next[3].seed_id = seed_ids.iter().max().unwrap() + 1_000;
+        let err = write(PlanBatch {
+            claims: claims("2026-12-01", &next)[..1].to_vec(),
+            sends: next,
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            err.is_foreign_key_violation()
+                || matches!(err, hearth::store::StoreError::NotFound { .. }),
+            "{err}"
+        );
+        let days: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM campaign_days WHERE plan_day = '2026-12-01'")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE run_at >= 300000")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!((days, rows), (0, 0));
         store.close().await;
     })
     .await;
