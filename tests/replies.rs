@@ -2,8 +2,10 @@
 //! its own SMTP (the lab's submission relay), the reply arrives in the sender's mailbox
 //! threaded to the original, its placement there is recorded once, and neither a second
 //! pass, a restart, a lost completion write nor a relay outage sends a second reply.
-//! Retention deletes only warm-up mail past its age, never anything else. Time comes from a
-//! ManualClock, never from sleeping (only real mail delivery is waited for).
+//! Retention deletes only warm-up mail past its age, never anything else. Retention and the
+//! sender's reading of its mailbox are tested with the mark in a header and in the body
+//! (`warmup.mark`). Time comes from a ManualClock, never from sleeping (only real mail
+//! delivery is waited for).
 
 #[path = "common/imap.rs"]
 mod imap_util;
@@ -21,6 +23,7 @@ use hearth::domain::{
     CampaignStatus, EmailAddress, EngagementAction, OutboxStatus, Placement, SendKind,
 };
 use hearth::engagement::{act, retention, scan, sender_scan};
+use hearth::mark::MarkMode;
 use hearth::sender::{Dispatcher, replies};
 use hearth::startup::App;
 use hearth::store::{self, outbox::NewSend, seeds::SeedRow};
@@ -43,18 +46,20 @@ fn lab_cmd(args: &[&str]) {
     );
 }
 
-/// The lab config with `rates`, and SMTP for the lab's Gmail-like seeds (host, port and TLS
-/// given; the password defaults to the IMAP one).
-fn config(lab: &Path, data: &Path, rates: &str) -> Config {
+/// The lab config with `rates` and the warm-up `mark` form, and SMTP for the lab's Gmail-like
+/// seeds (host, port and TLS given; the password defaults to the IMAP one).
+fn config(lab: &Path, data: &Path, rates: &str, mark: MarkMode) -> Config {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let smtp = format!(
         "smtp = {{ host = \"127.0.0.1\", port = 5587, tls = \"starttls\", ca_file = \"{}\" }}\n",
         lab.join("tls/ca.pem").display()
     );
-    let mut text = lab::lab_config_text(lab, data).replace(
-        "min_gap_secs = 60",
-        &format!("min_gap_secs = 60\nrates = {rates}"),
-    );
+    let mut text = lab::lab_config_text(lab, data)
+        .replace(
+            "min_gap_secs = 60",
+            &format!("min_gap_secs = 60\nrates = {rates}"),
+        )
+        .replace("[warmup]\n", &format!("[warmup]\nmark = \"{mark}\"\n"));
     for seed in ["seed1@gmail.test", "spam1@gmail.test"] {
         text = text.replace(
             &format!("address = \"{seed}\"\n"),
@@ -64,8 +69,8 @@ fn config(lab: &Path, data: &Path, rates: &str) -> Config {
     Config::from_toml(&text, Some(&root.join("config/lab.toml")), &[]).unwrap()
 }
 
-async fn start(lab: &Path, data: &Path, rates: &str, clock: &ManualClock) -> App {
-    let app = App::build(config(lab, data, rates), Arc::new(clock.clone()))
+async fn start(lab: &Path, data: &Path, rates: &str, mark: MarkMode, clock: &ManualClock) -> App {
+    let app = App::build(config(lab, data, rates, mark), Arc::new(clock.clone()))
         .await
         .unwrap();
     let c = campaign(&app).await;
@@ -197,7 +202,7 @@ async fn replies_arrive_threaded_once_and_are_placed() {
     let data = tempfile::tempdir().unwrap();
     let rates = "{ open = 1.0, star = 0.0, important = 0.0, rescue = 1.0, reply = 1.0 }";
     let clock = ManualClock::new(hearth::clock::SystemClock.now());
-    let app = start(&lab, data.path(), rates, &clock).await;
+    let app = start(&lab, data.path(), rates, MarkMode::Header, &clock).await;
     let pool = app.store.pool().clone();
     let sends = send_and_find(&app, &["seed1@gmail.test", "spam1@gmail.test"]).await;
 
@@ -229,7 +234,7 @@ async fn replies_arrive_threaded_once_and_are_placed() {
     for (seed, _) in &sends {
         act::engage_seed(&app, seed).await.unwrap();
     }
-    let app = start(&lab, data.path(), rates, &clock).await;
+    let app = start(&lab, data.path(), rates, MarkMode::Header, &clock).await;
     for (seed, _) in &sends {
         act::engage_seed(&app, seed).await.unwrap();
     }
@@ -367,7 +372,7 @@ async fn a_reply_interrupted_before_smtp_is_sent_after_the_grace_period() {
     let data = tempfile::tempdir().unwrap();
     let rates = "{ open = 1.0, star = 0.0, important = 0.0, rescue = 1.0, reply = 1.0 }";
     let clock = ManualClock::new(hearth::clock::SystemClock.now());
-    let app = start(&lab, data.path(), rates, &clock).await;
+    let app = start(&lab, data.path(), rates, MarkMode::Header, &clock).await;
     let sends = send_and_find(&app, &["seed1@gmail.test"]).await;
     clock.advance(86_400);
     act::engage_seed(&app, &sends[0].0).await.unwrap();
@@ -398,6 +403,43 @@ async fn a_reply_interrupted_before_smtp_is_sent_after_the_grace_period() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retention_deletes_only_old_warm_up_mail() {
+    retention_deletes_only_old_warm_up_mail_marked(MarkMode::Header).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_deletes_only_old_warm_up_mail_with_body_marks() {
+    retention_deletes_only_old_warm_up_mail_marked(MarkMode::Body).await;
+}
+
+/// The mark of `message_id` as a test message carries it in the app's mark form: (header
+/// lines, body). Not `genuine`: the same mark with its tag reversed, a forgery.
+fn mark_of(app: &App, message_id: &str, genuine: bool) -> (String, String) {
+    let tag = |t: &str| {
+        let forged: String = t.chars().rev().collect();
+        assert_ne!(forged, t);
+        if genuine { t.to_owned() } else { forged }
+    };
+    match app.marker.mode() {
+        MarkMode::Header => (
+            format!(
+                "{}: {}\n",
+                app.marker.header(),
+                tag(&app.marker.token(message_id))
+            ),
+            "Hello.\n".to_owned(),
+        ),
+        MarkMode::Body => {
+            let token = app.marker.body_token(message_id);
+            let (prefix, t) = token.split_once('-').unwrap();
+            (
+                String::new(),
+                format!("Hello.\n\nRef {prefix}-{}\n", tag(t)),
+            )
+        }
+    }
+}
+
+async fn retention_deletes_only_old_warm_up_mail_marked(mark: MarkMode) {
     let _serial = SERIAL.lock().await;
     let Some(lab) = lab::lab_dir("retention lab tests", &[5587, 1993]) else {
         return;
@@ -408,7 +450,7 @@ async fn retention_deletes_only_old_warm_up_mail() {
     let rates = "{ open = 1.0, star = 0.0, important = 0.0, rescue = 0.0, reply = 0.0 }";
     let t0 = hearth::clock::SystemClock.now();
     let clock = ManualClock::new(t0);
-    let app = start(&lab, data.path(), rates, &clock).await;
+    let app = start(&lab, data.path(), rates, mark, &clock).await;
     let pool = app.store.pool().clone();
     let sends = send_and_find(&app, &["seed1@yahoo.test", "spam1@outlook.test"]).await;
     clock.advance(86_400);
@@ -428,28 +470,28 @@ async fn retention_deletes_only_old_warm_up_mail() {
         "Junk Email"
     );
 
-    // Old mail that is not Hearth's, in the same folders: a forged mark, a genuine-looking
-    // mark for a message Hearth never sent, and plain mail.
+    // Old mail that is not Hearth's, in the same folders: a forged mark on the Message-ID of
+    // the seed's real warm-up message (in the outbox and the ledger: only the mark tells them
+    // apart), a genuine-looking mark for a message Hearth never sent, and plain mail.
     let old = "01-Jan-2026 10:00:00 +0000";
     let uniq = format!("{}.{}", std::process::id(), t0);
+    let unsent = format!("<unsent.{uniq}@sender.test>");
     let foreign = [
+        (unsent.clone(), mark_of(&app, &unsent, true)),
         (
-            format!("<forged.{uniq}@sender.test>"),
-            format!("{}: 0123456789abcdef01234567\n", app.marker.header()),
+            format!("<plain.{uniq}@friend.test>"),
+            (String::new(), "Hello.\n".to_owned()),
         ),
-        (format!("<unsent.{uniq}@sender.test>"), {
-            let id = format!("<unsent.{uniq}@sender.test>");
-            format!("{}: {}\n", app.marker.header(), app.marker.token(&id))
-        }),
-        (format!("<plain.{uniq}@friend.test>"), String::new()),
     ];
-    for (folder, user) in [
-        ("Warmup", "seed1@yahoo.test"),
-        ("Junk Email", "spam1@outlook.test"),
-    ] {
-        for (id, mark) in &foreign {
+    let places = [
+        ("Warmup", "seed1@yahoo.test", filed),
+        ("Junk Email", "spam1@outlook.test", in_spam),
+    ];
+    for (folder, user, real) in places {
+        let forged = (real.clone(), mark_of(&app, real, false));
+        for (id, (headers, body)) in foreign.iter().chain([&forged]) {
             let raw = format!(
-                "From: someone@friend.test\nTo: {user}\nSubject: keep me\nMessage-ID: {id}\n{mark}\nHello.\n"
+                "From: someone@friend.test\nTo: {user}\nSubject: keep me\nMessage-ID: {id}\n{headers}\n{body}"
             );
             imap_util::append(&lab, user, folder, old, &raw).await;
         }
@@ -472,21 +514,9 @@ async fn retention_deletes_only_old_warm_up_mail() {
         let r = r.unwrap();
         assert_eq!(r.deleted, 1, "{seed}: {r:?}");
     }
-    assert!(
-        imap_util::where_is(&lab, "seed1@yahoo.test", filed)
-            .await
-            .is_empty()
-    );
-    assert!(
-        imap_util::where_is(&lab, "spam1@outlook.test", in_spam)
-            .await
-            .is_empty()
-    );
-    for (user, folder) in [
-        ("seed1@yahoo.test", "Warmup"),
-        ("spam1@outlook.test", "Junk Email"),
-    ] {
-        for (id, _) in &foreign {
+    for (folder, user, real) in places {
+        // Of the real Message-ID, only the forgery is left.
+        for id in foreign.iter().map(|f| &f.0).chain([real]) {
             let copies = imap_util::where_is(&lab, user, id).await;
             assert_eq!(copies.len(), 1, "{user}: {id} kept");
             assert_eq!(copies[0].0, folder);
@@ -495,6 +525,9 @@ async fn retention_deletes_only_old_warm_up_mail() {
                 "not even flagged: {copies:?}"
             );
         }
+        let left = imap_util::fetch_message(&lab, user, real).await.unwrap();
+        let left = mail_parser::MessageParser::default().parse(&left).unwrap();
+        assert_eq!(left.subject(), Some("keep me"), "{user}: the forgery");
     }
     for (_, id) in &sends {
         let p = store::ledger::get_by_message_id(&pool, id)
@@ -532,6 +565,17 @@ async fn wait_arrived(lab: &Path, reply_id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sender_opens_and_rescues_replies_and_lost_ones_are_recorded_missing() {
+    the_sender_opens_and_rescues_replies_marked(MarkMode::Header).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sender_opens_and_rescues_body_marked_replies() {
+    the_sender_opens_and_rescues_replies_marked(MarkMode::Body).await;
+}
+
+/// Placement, opening and rescue of replies in the sender's mailbox, and the lost one
+/// recorded `missing`, with the replies marked in the given form.
+async fn the_sender_opens_and_rescues_replies_marked(mark: MarkMode) {
     let _serial = SERIAL.lock().await;
     let Some(lab) = lab::lab_dir("reply lab tests", &[5587, 1993]) else {
         return;
@@ -540,7 +584,7 @@ async fn the_sender_opens_and_rescues_replies_and_lost_ones_are_recorded_missing
     let data = tempfile::tempdir().unwrap();
     let rates = "{ open = 1.0, star = 0.0, important = 0.0, rescue = 1.0, reply = 1.0 }";
     let clock = ManualClock::new(hearth::clock::SystemClock.now());
-    let app = start(&lab, data.path(), rates, &clock).await;
+    let app = start(&lab, data.path(), rates, mark, &clock).await;
     let pool = app.store.pool().clone();
     let sends = send_and_find(&app, &["seed1@gmail.test", "spam1@gmail.test"]).await;
     clock.advance(86_400);

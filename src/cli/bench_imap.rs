@@ -361,7 +361,7 @@ async fn plain_scan(
     marker: &crate::mark::Marker,
     how: PlainFetch,
 ) -> anyhow::Result<usize> {
-    use crate::engagement::scan;
+    use crate::engagement::{marked, scan};
     s.select("INBOX").await?;
     let uids = s
         .uid_search(format!("UID 1:* {}", marker.search_key()))
@@ -369,7 +369,7 @@ async fn plain_scan(
     let mut list: Vec<u32> = uids.into_iter().collect();
     list.sort_unstable();
     let (set, items) = match how {
-        PlainFetch::SameAsHearth => (scan::uid_set(&list), scan::fetch_items(marker)),
+        PlainFetch::SameAsHearth => (scan::uid_set(&list), marked::fetch_items(marker)),
         PlainFetch::WholeHeader => (
             list.iter()
                 .map(u32::to_string)

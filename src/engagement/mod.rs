@@ -8,6 +8,7 @@ pub mod gmail;
 pub mod headers;
 pub mod imap;
 pub mod login;
+pub mod marked;
 pub mod pool;
 pub mod reply;
 pub mod retention;

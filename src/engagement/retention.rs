@@ -1,9 +1,9 @@
 //! Retention: warm-up mail older than `warmup.retention_days` is deleted from the seed's
 //! warm-up folder and its spam folder, so the seed owner's mailbox does not fill up.
 //!
-//! Only Hearth's own mail is ever touched: a message is deleted only when its mark verifies
-//! against the install secret and its Message-ID is a warm-up message of this very seed in
-//! the ledger. Deletion is one `UID STORE +FLAGS.SILENT (\Deleted)` and one `UID EXPUNGE`
+//! Only Hearth's own mail is ever touched: a message is deleted only when its mark (in the
+//! install's form, header or body: [`super::marked`]) verifies against the install secret and
+//! its Message-ID is a warm-up message of this very seed in the ledger. Deletion is one `UID STORE +FLAGS.SILENT (\Deleted)` and one `UID EXPUNGE`
 //! per folder (UIDPLUS), so messages the owner flagged `\Deleted` are left alone; without
 //! UIDPLUS a plain EXPUNGE is used only when nothing else in the folder is flagged `\Deleted`.
 //! Every deletion is a `delete` engagement event.
@@ -14,8 +14,8 @@ use std::time::Duration;
 use futures::TryStreamExt as _;
 
 use super::act::DEFAULT_WARMUP_FOLDER;
-use super::headers;
 use super::imap::{ImapError, Session};
+use super::marked::{self, Marked};
 use super::scan::{ScanError, discover_folders};
 use crate::config::FolderOverrides;
 use crate::domain::{EngagementAction, SendKind};
@@ -28,7 +28,8 @@ const IMAP_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct RetentionReport {
     /// Messages deleted (and recorded).
     pub deleted: usize,
-    /// Old messages carrying the mark header that are not provably ours: left alone.
+    /// Old messages carrying the mark (the header, or the body's prefix) that are not provably
+    /// ours: left alone.
     pub left_alone: usize,
     /// Messages flagged `\Deleted` but not expunged (no UIDPLUS and the owner has flagged
     /// other mail in the folder): expunged by a later pass or by the owner's client.
@@ -91,7 +92,7 @@ async fn retain_folder(
         .unwrap_or_default()
         .format("%d-%b-%Y");
     let uids = session
-        .uid_search(format!("BEFORE {day} HEADER {} \"\"", app.marker.header()))
+        .uid_search(format!("BEFORE {day} {}", app.marker.search_key()))
         .await
         .map_err(ImapError::from)?;
     if uids.is_empty() {
@@ -100,7 +101,7 @@ async fn retain_folder(
     let mut list: Vec<u32> = uids.into_iter().collect();
     list.sort_unstable();
     let fetches: Vec<_> = session
-        .uid_fetch(join(&list), "(UID INTERNALDATE BODY.PEEK[HEADER])")
+        .uid_fetch(join(&list), marked::fetch_items(&app.marker))
         .await
         .map_err(ImapError::from)?
         .try_collect()
@@ -109,7 +110,7 @@ async fn retain_folder(
     // (uid, placement id, Message-ID) of each message provably ours and old enough.
     let mut doomed: Vec<(u32, i64, String)> = Vec::new();
     for f in &fetches {
-        let (Some(uid), Some(raw)) = (f.uid, f.header()) else {
+        let Some(uid) = f.uid else {
             continue;
         };
         let Some(arrived) = f.internal_date().map(|d| d.timestamp()) else {
@@ -118,22 +119,25 @@ async fn retain_folder(
         if arrived >= cutoff {
             continue;
         }
-        let seen = headers::parse(raw, app.marker.header());
-        let (Some(message_id), Some(mark)) = (&seen.message_id, &seen.mark) else {
-            continue;
+        let message_id = match marked::check_fetch(&app.marker, f) {
+            Marked::Unmarked => continue,
+            Marked::Forged => {
+                report.left_alone += 1;
+                continue;
+            }
+            Marked::Genuine(_, id) => id,
         };
-        let ours = app.marker.verify(message_id, mark)
-            && match store::outbox::get_by_message_id(pool, message_id).await? {
-                Some(o) => o.kind == SendKind::Warmup && o.seed_id == seed.id,
-                None => false,
-            };
+        let ours = match store::outbox::get_by_message_id(pool, &message_id).await? {
+            Some(o) => o.kind == SendKind::Warmup && o.seed_id == seed.id,
+            None => false,
+        };
         let placement = if ours {
-            store::ledger::get_by_message_id(pool, message_id).await?
+            store::ledger::get_by_message_id(pool, &message_id).await?
         } else {
             None
         };
         match placement {
-            Some(p) => doomed.push((uid, p.id, message_id.clone())),
+            Some(p) => doomed.push((uid, p.id, message_id)),
             None => report.left_alone += 1,
         }
     }

@@ -9,10 +9,11 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use super::folders::{self, FolderMap};
 use super::imap::{ImapError, Session};
+use super::marked::{self, Marked};
 use super::{gmail, headers};
 use crate::config::FolderOverrides;
 use crate::domain::{OutboxStatus, Placement, SeedStatus};
-use crate::mark::{MarkMode, Marker};
+use crate::mark::MarkMode;
 use crate::startup::App;
 use crate::store::ledger::{GmailSeen, NewPlacement};
 use crate::store::scan_batch::{FolderSighting, Sighting};
@@ -197,18 +198,6 @@ pub async fn scan_folder(
     Ok(())
 }
 
-/// The FETCH items of a scan: the header fields it reads (header mark), or the whole message
-/// (body mark: the mark is in the text, and warm-up mail is small).
-pub fn fetch_items(marker: &Marker) -> String {
-    match marker.mode() {
-        MarkMode::Body => "(UID INTERNALDATE BODY.PEEK[])".to_owned(),
-        MarkMode::Header => format!(
-            "(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS ({})])",
-            headers::fetch_fields(marker.header())
-        ),
-    }
-}
-
 /// The IMAP set of `uids` (sorted, ascending): runs written as ranges, `1:1000,1003`.
 pub fn uid_set(uids: &[u32]) -> String {
     let mut out = String::new();
@@ -242,18 +231,14 @@ async fn fetch_marked(
     out: UnboundedSender<Sighting>,
     forged: &mut usize,
 ) -> Result<(), ScanError> {
-    let body_mark = app.marker.mode() == MarkMode::Body;
     let stream = session
-        .uid_fetch(uid_set(uids), fetch_items(&app.marker))
+        .uid_fetch(uid_set(uids), marked::fetch_items(&app.marker))
         .await
         .map_err(ImapError::from)?;
     let mut stream = std::pin::pin!(stream);
     let mut passed = 0;
     while let Some(f) = stream.try_next().await.map_err(ImapError::from)? {
-        let Some(raw) = (if body_mark { f.body() } else { f.header() }) else {
-            continue;
-        };
-        let (seen, message_id) = match check_mark(&app.marker, raw) {
+        let (seen, message_id) = match marked::check_fetch(&app.marker, &f) {
             Marked::Unmarked => continue,
             Marked::Forged => {
                 *forged += 1;
@@ -289,36 +274,6 @@ async fn fetch_marked(
         }
     }
     Ok(())
-}
-
-/// What a fetched message's mark says, in the install's mark mode (header, or the body's
-/// reference line: then `raw` is the whole message).
-enum Marked {
-    /// No Message-ID, or no mark at all: not Hearth's business.
-    Unmarked,
-    /// Carries a mark that does not verify.
-    Forged,
-    /// A genuine mark: the parsed headers and the Message-ID.
-    Genuine(headers::SeenHeaders, String),
-}
-
-fn check_mark(marker: &Marker, raw: &[u8]) -> Marked {
-    let mut seen = headers::parse(raw, marker.header());
-    let Some(message_id) = seen.message_id.take() else {
-        return Marked::Unmarked;
-    };
-    let genuine = match marker.mode() {
-        MarkMode::Body => marker.verify_body(&message_id, &headers::body_text(raw)),
-        MarkMode::Header => match &seen.mark {
-            Some(mark) => marker.verify(&message_id, mark),
-            None => return Marked::Unmarked,
-        },
-    };
-    if genuine {
-        Marked::Genuine(seen, message_id)
-    } else {
-        Marked::Forged
-    }
 }
 
 /// Messages in a chunk: small enough that recording starts while the server is still
@@ -457,10 +412,7 @@ async fn scan_folder_gmail(
         // SQLite, ten times the IMAP time of the batch (`hearth bench imap-scan`).
         let mut tx = pool.begin().await.map_err(store::StoreError::from)?;
         for f in &fetches {
-            let Some(raw) = (if body_mark { f.body() } else { f.header() }) else {
-                continue;
-            };
-            let (seen, message_id) = match check_mark(&app.marker, raw) {
+            let (seen, message_id) = match marked::check_fetch(&app.marker, f) {
                 Marked::Unmarked => continue,
                 Marked::Forged => {
                     report.forged += 1;
@@ -542,16 +494,5 @@ mod tests {
         for (uids, want) in cases {
             assert_eq!(uid_set(uids), *want, "{uids:?}");
         }
-    }
-
-    #[test]
-    fn header_mark_fetches_only_the_fields_it_reads() {
-        let m = Marker::new("X-Hearth-Mark", b"s".to_vec());
-        assert_eq!(
-            fetch_items(&m),
-            "(UID INTERNALDATE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID X-HEARTH-MARK AUTHENTICATION-RESULTS)])"
-        );
-        let b = m.with_mode(MarkMode::Body);
-        assert_eq!(fetch_items(&b), "(UID INTERNALDATE BODY.PEEK[])");
     }
 }

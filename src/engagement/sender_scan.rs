@@ -1,7 +1,9 @@
 //! The sender's own mailbox, read like a seed's: where did the seeds' replies land (inbox or
 //! spam)? Each reply found is recorded in the placement ledger once, under its own outbox row
 //! (kind `reply`, `in_reply_to` = the original), so the ledger links it to the message it
-//! answers. Incremental per folder (UIDVALIDITY + highest UID, in `sender_cursors`).
+//! answers. Incremental per folder (UIDVALIDITY + highest UID, in `sender_cursors`). Replies
+//! carry the mark like warm-up mail, in the install's form (header or body), and are found
+//! and verified as the seed scan does ([`super::marked`]).
 //!
 //! The sender then reacts like a person to the replies it finds: it opens them (`\Seen`) and
 //! rescues the ones in spam (MOVE to the inbox), each an engagement event of the reply's
@@ -17,6 +19,7 @@ use futures::TryStreamExt as _;
 use super::folders::{self, FolderMap};
 use super::headers;
 use super::imap::{ImapError, Session};
+use super::marked::{self, Marked};
 use super::scan::{ScanError, ScanReport};
 use crate::config::{FolderOverrides, guess_provider};
 use crate::domain::{EngagementAction, Placement, SendKind};
@@ -222,7 +225,7 @@ async fn scan_folder(
         high = high.max(i64::from(next) - 1);
     }
     if mailbox.exists > 0 {
-        let query = format!("UID {}:* HEADER {} \"\"", after + 1, app.marker.header());
+        let query = format!("UID {}:* {}", after + 1, app.marker.search_key());
         let mut uids: Vec<u32> = session
             .uid_search(&query)
             .await
@@ -241,22 +244,22 @@ async fn scan_folder(
                 .collect::<Vec<_>>()
                 .join(",");
             let fetches: Vec<_> = session
-                .uid_fetch(&set, "(UID INTERNALDATE BODY.PEEK[HEADER])")
+                .uid_fetch(&set, marked::fetch_items(&app.marker))
                 .await
                 .map_err(ImapError::from)?
                 .try_collect()
                 .await
                 .map_err(ImapError::from)?;
             for f in &fetches {
-                let Some(raw) = f.header() else { continue };
-                let seen = headers::parse(raw, app.marker.header());
-                let (Some(message_id), Some(mark)) = (&seen.message_id, &seen.mark) else {
-                    continue;
+                let (seen, message_id) = match marked::check_fetch(&app.marker, f) {
+                    Marked::Unmarked => continue,
+                    Marked::Forged => {
+                        report.forged += 1;
+                        continue;
+                    }
+                    Marked::Genuine(seen, id) => (seen, id),
                 };
-                if !app.marker.verify(message_id, mark) {
-                    report.forged += 1;
-                    continue;
-                }
+                let message_id = &message_id;
                 // Only replies of this sender's own campaigns.
                 let Some(sent) = store::outbox::get_by_message_id(pool, message_id).await? else {
                     continue;
