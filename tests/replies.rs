@@ -474,7 +474,8 @@ async fn retention_deletes_only_old_warm_up_mail_marked(mark: MarkMode) {
     // the seed's real warm-up message (in the outbox and the ledger: only the mark tells them
     // apart), a genuine-looking mark for a message Hearth never sent, and plain mail.
     let old = "01-Jan-2026 10:00:00 +0000";
-    let uniq = format!("{}.{}", std::process::id(), t0);
+    // The header and body forms run at once in one process, in the same lab mailboxes.
+    let uniq = format!("{}.{t0}.{mark:?}", std::process::id()).to_ascii_lowercase();
     let unsent = format!("<unsent.{uniq}@sender.test>");
     let foreign = [
         (unsent.clone(), mark_of(&app, &unsent, true)),
