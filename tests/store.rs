@@ -703,30 +703,38 @@ async fn outbox_enqueue_claim_mark_sent(store: Store) {
 async fn claim_respects_limit_and_order(store: Store) {
     let f = fixture(&store).await;
     let pool = store.pool();
-    // Ties on run_at, and more due rows than the limit.
+    // More due rows than the limit: the oldest quarter-hour first (one enqueued last), then
+    // by id within a quarter-hour (`outbox_due` keys slots of 900 s).
     let mut ids = Vec::new();
     for n in 0..5 {
         ids.push(
-            outbox::enqueue(pool, &new_send(&f, n, 100), 50)
+            outbox::enqueue(pool, &new_send(&f, n, 1_000 - n as i64), 50)
                 .await
                 .unwrap(),
         );
     }
-    let late = outbox::enqueue(pool, &new_send(&f, 9, 90), 50)
+    let late = outbox::enqueue(pool, &new_send(&f, 9, 890), 50)
         .await
         .unwrap();
-    let one = outbox::claim_due(&store, 100, "node-a", 60, 1)
+    let one = outbox::claim_due(&store, 1_000, "node-a", 60, 1)
         .await
         .unwrap();
     assert_eq!(one.iter().map(|r| r.id).collect::<Vec<_>>(), [late]);
-    let two = outbox::claim_due(&store, 100, "node-a", 60, 2)
+    let two = outbox::claim_due(&store, 1_000, "node-a", 60, 2)
         .await
         .unwrap();
-    assert_eq!(two.iter().map(|r| r.id).collect::<Vec<_>>(), ids[..2]);
-    let rest = outbox::claim_due(&store, 100, "node-a", 60, 100)
+    // Rows come back sorted by time: the two claimed were ids[0] (run_at 1000) and ids[1] (999).
+    assert_eq!(
+        two.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [ids[1], ids[0]]
+    );
+    let rest = outbox::claim_due(&store, 1_000, "node-a", 60, 100)
         .await
         .unwrap();
-    assert_eq!(rest.iter().map(|r| r.id).collect::<Vec<_>>(), ids[2..]);
+    assert_eq!(
+        rest.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [ids[4], ids[3], ids[2]]
+    );
 }
 
 async fn plan_days_and_missing_sweep(store: Store) {

@@ -83,8 +83,8 @@ macro_rules! outbox_cols {
 // the campaign test is written `+campaign_id` so that it takes the due rows from the partial
 // index `outbox_due` in time order rather than every row of every active campaign.
 // `outbox_due` keys quarter-hour slots (`run_at / 900`, see migration 20261129000100): the
-// claim reads the due slots in order and sorts only within a slot (SQLite's partial sort,
-// PostgreSQL's incremental sort), so the oldest rows still come first.
+// claim walks the index in its own order — the oldest slot first, by id within a slot — and
+// stops at the limit, however many rows are due (after an outage, say); it never sorts them.
 macro_rules! claim_sql {
     ($status:literal, $open:literal, $close:literal) => {
         claim_sql!($status, $open, $close, outbox_cols!())
@@ -100,7 +100,7 @@ macro_rules! claim_sql {
             "SELECT id FROM outbox WHERE status = 'planned' AND run_at / 900 <= $5 / 900 \
                AND run_at <= $5 AND kind = $8 \
                AND +campaign_id IN (SELECT id FROM campaigns WHERE status = $7) \
-               ORDER BY run_at / 900, run_at, id LIMIT $6",
+               ORDER BY run_at / 900, id LIMIT $6",
             $close,
             " RETURNING ",
             $cols
@@ -171,8 +171,8 @@ where
     Ok(id)
 }
 
-/// Claims up to `limit` planned rows of active campaigns due at `now` (oldest `run_at` first;
-/// a paused campaign's rows wait) for `owner`, for
+/// Claims up to `limit` planned rows of active campaigns due at `now` (the oldest quarter-hour
+/// of `run_at` first, by id within it; a paused campaign's rows wait) for `owner`, for
 /// `lease_secs`: they become `sending` and their `attempts` go up by one. Concurrent
 /// claimers, on any number of nodes, never get the same row. Returned in `run_at` order.
 pub async fn claim_due(
