@@ -1252,6 +1252,17 @@ async fn scan_batch_attributes_and_records_in_bulk(store: Store) {
         .await
         .unwrap();
     assert_eq!(seen.sending, vec![claimed[0].message_id.clone()]);
+    // The same, read once for the whole seed (what a scan does beside its SELECT).
+    assert_eq!(
+        scan_batch::sending(&mut conn, f.seed_id).await.unwrap(),
+        vec![claimed[0].message_id.clone()]
+    );
+    assert!(
+        scan_batch::sending(&mut conn, other_seed)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let folder = scan_batch::FolderSighting {
         seed_id: f.seed_id,

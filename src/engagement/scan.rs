@@ -1,6 +1,7 @@
 //! One scan of one seed inbox: find Hearth's marked mail that arrived since the last scan in
 //! every folder worth looking at, and write each message's placement to the ledger once.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -144,14 +145,17 @@ pub async fn scan_folder(
     report: &mut ScanReport,
 ) -> Result<(), ScanError> {
     let pool = app.store.pool();
-    let (mailbox, cursor) = tokio::join!(
-        session.select(folder),
-        store::cursors::get(pool, seed.id, folder)
-    );
+    let (mailbox, read) = tokio::join!(session.select(folder), async {
+        let mut conn = pool.acquire().await.map_err(store::StoreError::from)?;
+        let cursor = store::cursors::get(&mut *conn, seed.id, folder).await?;
+        let sending = store::scan_batch::sending(&mut conn, seed.id).await?;
+        Ok::<_, store::StoreError>((cursor, sending))
+    });
     let mailbox = mailbox.map_err(ImapError::from)?;
+    let (cursor, sending) = read?;
     let uidvalidity = i64::from(mailbox.uid_validity.unwrap_or(0));
     // A new UIDVALIDITY means the folder was rebuilt: every UID is new again.
-    let after = cursor?
+    let after = cursor
         .filter(|c| c.uidvalidity == uidvalidity)
         .map(|c| c.last_uid)
         .unwrap_or(0);
@@ -185,7 +189,7 @@ pub async fn scan_folder(
         let mut forged = 0;
         let (_, (found, recorded)) = tokio::try_join!(
             fetch_marked(app, session, &uids, sightings, &mut forged),
-            record_chunks(app, &sighted, chunks),
+            record_chunks(app, &sighted, &sending, chunks),
         )?;
         report.forged += forged;
         report.found += found;
@@ -281,11 +285,12 @@ async fn fetch_marked(
 /// chunks use statements kept prepared ([`store::scan_batch::CHUNK`]).
 const CHUNK: usize = store::scan_batch::CHUNK;
 
-/// Records the sightings as they come, a chunk at a time, until the FETCH is over. Returns
-/// (found, recorded).
+/// Records the sightings as they come, a chunk at a time, until the FETCH is over. `sending`
+/// lists the seed's sends not yet confirmed when the scan began. Returns (found, recorded).
 async fn record_chunks(
     app: &App,
     folder: &FolderSighting<'_>,
+    sending: &[String],
     mut sightings: UnboundedReceiver<Sighting>,
 ) -> Result<(usize, usize), ScanError> {
     let (mut found, mut recorded) = (0, 0);
@@ -300,19 +305,21 @@ async fn record_chunks(
         if chunk.is_empty() {
             return Ok((found, recorded));
         }
-        let (f, r) = record(app, folder, &chunk).await?;
+        let (f, r) = record(app, folder, sending, &chunk).await?;
         found += f;
         recorded += r;
         chunk.clear();
     }
 }
 
-/// Records a chunk: counts this seed's messages among them (only genuine marks on this very
-/// seed's mail count), then inserts their placements joined with their outbox rows in one
-/// statement (atomic on its own). Returns (found, recorded).
+/// Records a chunk: inserts the placements of this seed's messages among them (only genuine
+/// marks on this very seed's mail count), joined with their outbox rows in one statement
+/// (atomic on its own). When every distinct Message-ID went in, all were this seed's mail;
+/// only otherwise (recorded before, or not ours) are they counted. Returns (found, recorded).
 async fn record(
     app: &App,
     folder: &FolderSighting<'_>,
+    sending: &[String],
     chunk: &[Sighting],
 ) -> Result<(usize, usize), ScanError> {
     let mut conn = app
@@ -321,18 +328,24 @@ async fn record(
         .acquire()
         .await
         .map_err(store::StoreError::from)?;
-    let ids: Vec<&str> = chunk.iter().map(|s| s.message_id.as_str()).collect();
-    let attribution = store::scan_batch::attribute(&mut conn, folder.seed_id, &ids).await?;
+    let recorded = store::scan_batch::record_sightings(&mut conn, folder, chunk).await? as usize;
+    let ids: HashSet<&str> = chunk.iter().map(|s| s.message_id.as_str()).collect();
+    let found = if recorded == ids.len() {
+        recorded
+    } else {
+        let ids: Vec<&str> = ids.into_iter().collect();
+        store::scan_batch::attribute(&mut conn, folder.seed_id, &ids)
+            .await?
+            .found as usize
+    };
     // A message seen before its send was confirmed (a crash between SMTP and the database)
     // is proof that it was sent.
-    for message_id in &attribution.sending {
-        tracing::info!(%message_id, "found in the seed inbox while marked sending");
+    for message_id in sending {
+        if chunk.iter().any(|s| &s.message_id == message_id) {
+            tracing::info!(%message_id, "found in the seed inbox while marked sending");
+        }
     }
-    if attribution.found == 0 {
-        return Ok((0, 0));
-    }
-    let recorded = store::scan_batch::record_sightings(&mut conn, folder, chunk).await?;
-    Ok((attribution.found as usize, recorded as usize))
+    Ok((found, recorded))
 }
 
 /// A folder to scan: its name, its class, and whether the server speaks Gmail's extensions.

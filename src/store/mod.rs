@@ -269,6 +269,10 @@ async fn connect_sqlite(url: &str) -> Result<AnyPool, sqlx::Error> {
     AnyPoolOptions::new()
         .max_connections(SQLITE_MAX_CONNECTIONS)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        // A file connection does not go stale as a network one does; the ping sqlx sends on
+        // every acquire by default is a round trip to the connection's thread each time (a
+        // scan acquires once per chunk).
+        .test_before_acquire(false)
         .after_connect(|conn, _| Box::pin(async move { sqlite_pragmas(conn, true).await }))
         .connect(&url)
         .await

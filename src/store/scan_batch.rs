@@ -98,6 +98,22 @@ pub async fn attribute(
     Ok(out)
 }
 
+const SENDING_OF_SEED: &str =
+    "SELECT message_id FROM outbox WHERE status = 'sending' AND +seed_id = $1";
+
+/// The Message-IDs of this seed's outbox rows still `sending` (a send not yet confirmed: few,
+/// and nearly always none). A scan reads them once per folder, beside its SELECT, instead of
+/// looking for them in every chunk. `status = 'sending'` is spelled out for the partial index
+/// `outbox_leased`; `+seed_id` keeps SQLite off the seed's whole history (its seed_id index).
+pub async fn sending(conn: &mut AnyConnection, seed_id: i64) -> Result<Vec<String>, StoreError> {
+    let sql = placeholders(backend(conn), SENDING_OF_SEED);
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(seed_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(|r| row::text(r, "message_id")).collect()
+}
+
 /// `$1` and `$2` of a hand-written head as SQLite's anonymous `?` (see
 /// [`super::outbox_bulk`] on why they are anonymous there).
 fn placeholders(backend: Backend, sql: &str) -> String {
@@ -215,6 +231,27 @@ mod tests {
                 "{sql}: {detail:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn sqlite_lists_sending_rows_without_the_seeds_history() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let mut conn = store.pool().acquire().await.unwrap();
+        let plan = sqlx::query(AssertSqlSafe(format!(
+            "EXPLAIN QUERY PLAN {}",
+            placeholders(Backend::Sqlite, SENDING_OF_SEED)
+        )))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        let detail: Vec<String> = plan
+            .iter()
+            .map(|r| row::text(r, "detail").unwrap())
+            .collect();
+        assert!(
+            detail.len() == 1 && detail[0].contains("INDEX") && !detail[0].contains("seed_id"),
+            "{detail:?}"
+        );
     }
 
     #[test]
