@@ -131,11 +131,11 @@ pub async fn scan_session(
 /// Scans one folder for marked mail that arrived since its cursor and records what it finds:
 /// SELECT (the cursor read meanwhile), UID SEARCH, one UID FETCH of the few header fields the
 /// scan reads. Each response is checked as it arrives, and the database work runs beside the
-/// FETCH, in chunks: while the server sends the rest, the messages already verified are
-/// counted against this seed's outbox rows and their placements inserted, joined with those
-/// rows, one statement each per chunk ([`store::scan_batch`]). Each insert is atomic on its
-/// own and skips what is recorded already; the cursor moves last, once every chunk is in, so
-/// a scan cut short is repeated and records nothing twice.
+/// FETCH, in chunks: while the server sends the rest, the placements of the messages already
+/// verified are inserted, joined with this seed's outbox rows, one statement per chunk
+/// ([`store::scan_batch`]). Each insert is atomic on its own and skips what is recorded
+/// already; the cursor moves last, once every chunk is in, so a scan cut short is repeated
+/// and records nothing twice.
 pub async fn scan_folder(
     app: &App,
     seed: &SeedRow,

@@ -2,8 +2,10 @@
 //! most of their placement's columns (seed, folder, class, provider, times, UIDVALIDITY), so
 //! these are bound once; each message adds only what is its own (Message-ID, arrival,
 //! Authentication-Results, UID). The outbox rows are joined in SQL, not read back: a chunk of
-//! 1,000 messages is one `INSERT … SELECT … ON CONFLICT DO NOTHING` and one `COUNT`, where a
-//! lookup and an insert per message cost 2,000 statements (`hearth bench imap-scan`).
+//! 1,000 messages is one `INSERT … SELECT … ON CONFLICT DO NOTHING`, where a lookup and an
+//! insert per message cost 2,000 statements (`hearth bench imap-scan`). The insert's row
+//! count says how many were this seed's mail unless some went in before: only then does the
+//! scan `COUNT` them ([`attribute`]).
 //!
 //! Statements hold as many parameters as the backend allows (see [`super::outbox_bulk`]).
 //! Only those for exactly [`CHUNK`] messages are kept prepared: the others' size follows the
