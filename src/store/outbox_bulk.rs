@@ -358,6 +358,76 @@ const CLAIMS_HEAD: &str =
     "INSERT INTO campaign_days (campaign_id, plan_day, sends, by_provider, planned_at) VALUES ";
 const CLAIMS_TAIL: &str = " ON CONFLICT DO NOTHING RETURNING campaign_id";
 
+/// Marks `rows` campaign days dirty for the roll-ups (see [`super::rollup::mark_days`]).
+pub(super) fn dirty_sql(backend: Backend, rows: usize) -> String {
+    values_sql(
+        backend,
+        "INSERT INTO rollup_dirty (campaign_id, plan_day) VALUES ",
+        rows,
+        2,
+        " ON CONFLICT (campaign_id, plan_day) DO UPDATE SET gen = rollup_dirty.gen + 1",
+    )
+}
+
+// The statements every planning writer runs beside its sends: the day claims, the roll-up
+// marks and the seeds' loads. The writers hold three kinds of connection (`Any`, native
+// SQLite, native PostgreSQL) whose queries differ only in their types, so each statement is
+// one macro rather than one function per kind.
+
+/// Claims `$claims` (`&[DayClaim]`) on `$conn`; evaluates to the claimed campaign ids.
+macro_rules! claim_days {
+    ($conn:expr, $backend:expr, $claims:expr, $now:expr) => {{
+        let mut claimed: Vec<i64> = Vec::new();
+        for part in $claims.chunks(max_params($backend) / 5) {
+            let sql = values_sql($backend, CLAIMS_HEAD, part.len(), 5, CLAIMS_TAIL);
+            let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql));
+            for c in part {
+                q = q
+                    .bind(c.campaign_id)
+                    .bind(c.plan_day.as_str())
+                    .bind(c.sends)
+                    .bind(c.by_provider.as_str())
+                    .bind($now);
+            }
+            claimed.extend(q.fetch_all(&mut *$conn).await?);
+        }
+        claimed
+    }};
+}
+
+/// Marks `$days` (`(campaign id, plan day)` pairs, sorted and distinct) dirty on `$conn`.
+macro_rules! mark_dirty {
+    ($conn:expr, $backend:expr, $days:expr) => {
+        for part in $days.chunks(max_params($backend) / 2) {
+            let mut q = sqlx::query(AssertSqlSafe(dirty_sql($backend, part.len())));
+            for (campaign_id, day) in part {
+                let day: &str = day.as_ref();
+                q = q.bind(*campaign_id).bind(day);
+            }
+            q.execute(&mut *$conn).await?;
+        }
+    };
+}
+
+/// Adds `$loads` (`&[SeedLoad]`) to the seeds' `seed_days` rows of `$window` on `$conn`.
+macro_rules! add_loads {
+    ($conn:expr, $backend:expr, $window:expr, $loads:expr) => {
+        for part in $loads.chunks(max_params($backend) / SEED_DAYS_COLUMNS) {
+            let mut q = sqlx::query(AssertSqlSafe(seed_days_sql($backend, part.len())));
+            for l in part {
+                q = q
+                    .bind(l.seed_id)
+                    .bind($window.sender_id)
+                    .bind($window.day_start)
+                    .bind($window.day_end)
+                    .bind(l.planned)
+                    .bind(l.last_run_at);
+            }
+            q.execute(&mut *$conn).await?;
+        }
+    };
+}
+
 /// Claims many plan days at once (as [`super::outbox::claim_plan_day`] does one). Returns
 /// the campaign ids whose day this call claimed; days already claimed are skipped.
 pub async fn claim_plan_days(
@@ -366,22 +436,7 @@ pub async fn claim_plan_days(
     now: i64,
 ) -> Result<Vec<i64>, StoreError> {
     let backend = backend(conn);
-    let mut claimed = Vec::with_capacity(claims.len());
-    for part in claims.chunks(max_params(backend) / 5) {
-        let sql = values_sql(backend, CLAIMS_HEAD, part.len(), 5, CLAIMS_TAIL);
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for c in part {
-            q = q
-                .bind(c.campaign_id)
-                .bind(c.plan_day.as_str())
-                .bind(c.sends)
-                .bind(c.by_provider.as_str())
-                .bind(now);
-        }
-        for r in q.fetch_all(&mut *conn).await? {
-            claimed.push(row::int(&r, "campaign_id")?);
-        }
-    }
+    let claimed = claim_days!(conn, backend, claims, now);
     Ok(claimed)
 }
 
@@ -441,19 +496,7 @@ pub async fn add_seed_loads(
     loads: &[SeedLoad],
 ) -> Result<(), StoreError> {
     let backend = backend(conn);
-    for part in loads.chunks(max_params(backend) / SEED_DAYS_COLUMNS) {
-        let mut q = sqlx::query(AssertSqlSafe(seed_days_sql(backend, part.len())));
-        for l in part {
-            q = q
-                .bind(l.seed_id)
-                .bind(window.sender_id)
-                .bind(window.day_start)
-                .bind(window.day_end)
-                .bind(l.planned)
-                .bind(l.last_run_at);
-        }
-        q.execute(&mut *conn).await?;
-    }
+    add_loads!(conn, backend, window, loads);
     Ok(())
 }
 
@@ -507,20 +550,7 @@ pub async fn write_batch_sqlite(
     use sqlx::Connection as _;
     const B: Backend = Backend::Sqlite;
     let mut tx = conn.begin().await?;
-    let mut claimed = HashSet::new();
-    for part in batch.claims.chunks(max_params(B) / 5) {
-        let sql = values_sql(B, CLAIMS_HEAD, part.len(), 5, CLAIMS_TAIL);
-        let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql));
-        for c in part {
-            q = q
-                .bind(c.campaign_id)
-                .bind(c.plan_day.as_str())
-                .bind(c.sends)
-                .bind(c.by_provider.as_str())
-                .bind(now);
-        }
-        claimed.extend(q.fetch_all(&mut *tx).await?);
-    }
+    let claimed: HashSet<i64> = claim_days!(tx, B, batch.claims, now).into_iter().collect();
     batch.keep_claimed(&claimed);
     check_references(&mut tx, &claimed, &batch.sends).await?;
     let written = batch.sends.len();
@@ -584,32 +614,8 @@ pub async fn write_batch_sqlite(
         };
         q.execute(&mut *tx).await?;
     }
-    for part in days.chunks(max_params(B) / 2) {
-        let mut q = sqlx::query(AssertSqlSafe(values_sql(
-            B,
-            DIRTY_HEAD,
-            part.len(),
-            2,
-            DIRTY_TAIL,
-        )));
-        for (campaign_id, day) in part {
-            q = q.bind(*campaign_id).bind(day.as_str());
-        }
-        q.execute(&mut *tx).await?;
-    }
-    for part in loads.chunks(max_params(B) / SEED_DAYS_COLUMNS) {
-        let mut q = sqlx::query(AssertSqlSafe(seed_days_sql(B, part.len())));
-        for l in part {
-            q = q
-                .bind(l.seed_id)
-                .bind(window.sender_id)
-                .bind(window.day_start)
-                .bind(window.day_end)
-                .bind(l.planned)
-                .bind(l.last_run_at);
-        }
-        q.execute(&mut *tx).await?;
-    }
+    mark_dirty!(tx, B, days);
+    add_loads!(tx, B, window, loads);
     tx.commit().await?;
     Ok(written)
 }
@@ -653,10 +659,6 @@ async fn check_references(
     Ok(())
 }
 
-const DIRTY_HEAD: &str = "INSERT INTO rollup_dirty (campaign_id, plan_day) VALUES ";
-const DIRTY_TAIL: &str =
-    " ON CONFLICT (campaign_id, plan_day) DO UPDATE SET gen = rollup_dirty.gen + 1";
-
 /// [`write_batch`] on a native PostgreSQL connection: the same statements, but the sends go
 /// in by `COPY … FROM STDIN` (text format), which PostgreSQL takes several times faster than
 /// multi-row INSERTs of bound parameters.
@@ -668,20 +670,8 @@ pub async fn write_batch_pg(
 ) -> Result<usize, StoreError> {
     use sqlx::Connection as _;
     let mut tx = conn.begin().await?;
-    let mut claimed = HashSet::new();
-    for part in batch.claims.chunks(max_params(Backend::Postgres) / 5) {
-        let sql = values_sql(Backend::Postgres, CLAIMS_HEAD, part.len(), 5, CLAIMS_TAIL);
-        let mut q = sqlx::query_scalar::<_, i64>(AssertSqlSafe(sql));
-        for c in part {
-            q = q
-                .bind(c.campaign_id)
-                .bind(c.plan_day.as_str())
-                .bind(c.sends)
-                .bind(c.by_provider.as_str())
-                .bind(now);
-        }
-        claimed.extend(q.fetch_all(&mut *tx).await?);
-    }
+    const B: Backend = Backend::Postgres;
+    let claimed: HashSet<i64> = claim_days!(tx, B, batch.claims, now).into_iter().collect();
     batch.keep_claimed(&claimed);
     if !batch.sends.is_empty() {
         let mut data = Vec::with_capacity(batch.sends.len() * 128);
@@ -696,35 +686,8 @@ pub async fn write_batch_pg(
             .await?;
         copy.send(data).await?;
         copy.finish().await?;
-        let days = plan_days(&batch.sends);
-        for part in days.chunks(max_params(Backend::Postgres) / 2) {
-            let sql = values_sql(
-                Backend::Postgres,
-                "INSERT INTO rollup_dirty (campaign_id, plan_day) VALUES ",
-                part.len(),
-                2,
-                " ON CONFLICT (campaign_id, plan_day) DO UPDATE SET gen = rollup_dirty.gen + 1",
-            );
-            let mut q = sqlx::query(AssertSqlSafe(sql));
-            for (campaign_id, day) in part {
-                q = q.bind(*campaign_id).bind(*day);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        let loads = seed_loads(&batch.sends);
-        for part in loads.chunks(max_params(Backend::Postgres) / SEED_DAYS_COLUMNS) {
-            let mut q = sqlx::query(AssertSqlSafe(seed_days_sql(Backend::Postgres, part.len())));
-            for l in part {
-                q = q
-                    .bind(l.seed_id)
-                    .bind(window.sender_id)
-                    .bind(window.day_start)
-                    .bind(window.day_end)
-                    .bind(l.planned)
-                    .bind(l.last_run_at);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        mark_dirty!(tx, B, plan_days(&batch.sends));
+        add_loads!(tx, B, window, seed_loads(&batch.sends));
     }
     tx.commit().await?;
     Ok(batch.sends.len())

@@ -50,14 +50,10 @@ pub async fn mark_days(
     days.dedup();
     let backend = super::outbox_bulk::backend(conn);
     for part in days.chunks(super::outbox_bulk::max_params(backend) / 2) {
-        let sql = super::outbox_bulk::values_sql(
+        let mut q = sqlx::query(AssertSqlSafe(super::outbox_bulk::dirty_sql(
             backend,
-            "INSERT INTO rollup_dirty (campaign_id, plan_day) VALUES ",
             part.len(),
-            2,
-            " ON CONFLICT (campaign_id, plan_day) DO UPDATE SET gen = rollup_dirty.gen + 1",
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
+        )));
         for (campaign_id, day) in part {
             q = q.bind(*campaign_id).bind(*day);
         }
