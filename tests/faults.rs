@@ -132,11 +132,16 @@ async fn relay_faults_are_classified_and_only_identity_pauses() {
     assert_eq!(status().await.status, CampaignStatus::Active);
     store::outbox::cancel_planned(&pool, c.id).await.unwrap();
 
-    // A 4xx on an ordinary seed, then the relay recovers: the retry is delivered.
+    // A 4xx on an ordinary seed, then the relay recovers: the retry is delivered. Postfix
+    // reads a changed reply map in new sessions only (a running smtpd finishes its session on
+    // the old one) and a refused recipient no longer costs the sender its connection: each
+    // change gets a new dispatcher, with new connections.
     lab_cmd(&["smtp", "reply", "seed1@gmail.test", "451", "4.3.0", "busy"]);
+    let d = Dispatcher::new(app.clone());
     let t = enqueue(&app, c.id, "seed1@gmail.test").await;
     assert_eq!(d.run_once(10).await.unwrap().retried, 1);
     lab_cmd(&["smtp", "clear", "seed1@gmail.test"]);
+    let d = Dispatcher::new(app.clone());
     clock.advance(3600);
     let r = d.run_once(10).await.unwrap();
     assert_eq!(r.sent, 1, "{r:?}");

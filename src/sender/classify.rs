@@ -17,6 +17,10 @@ pub enum Failure {
     Credentials,
     /// Any other permanent error: give up on this message.
     Permanent,
+    /// The content went out but no reply came back: the relay may have the message. The row
+    /// stays `sending`; when its lease ends, the reconciler looks for the Message-ID in the
+    /// recipient's mailbox before anything is sent again (never twice).
+    Unsure,
 }
 
 impl Failure {
@@ -102,6 +106,8 @@ pub fn classify(err: &super::transport::SmtpError) -> Failure {
         super::transport::SmtpError::OAuth2(_) | super::transport::SmtpError::Auth(_) => {
             Failure::Credentials
         }
+        super::transport::SmtpError::Unsupported(_) => Failure::Permanent,
+        super::transport::SmtpError::Unsure(_) => Failure::Unsure,
     }
 }
 

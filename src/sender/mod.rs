@@ -224,8 +224,13 @@ impl Dispatcher {
                 let batch = &batch;
                 tasks.push(
                     async move {
-                        let result = Self::transmit(&msg).await;
-                        drop(msg);
+                        // The SMTP transaction on a task of its own: the runtime's other
+                        // workers take sessions' replies while this task builds and settles.
+                        let result = tokio::spawn(async move { Self::transmit(&msg).await })
+                            .await
+                            .unwrap_or_else(|e| {
+                                Err(SendError::Setup(format!("the SMTP task failed: {e}")))
+                            });
                         Event::Sent(self.settle(row, result, batch).await)
                     }
                     .boxed(),
@@ -494,6 +499,11 @@ impl Dispatcher {
         };
         tracing::warn!(message_id = %row.message_id, ?failure, error = %text, "send failed");
         match failure {
+            Failure::Unsure => {
+                // Left `sending` under its lease: the reconciler decides, from the seed's
+                // mailbox, whether it arrived.
+                Ok(true)
+            }
             Failure::Throttle if row.attempts < MAX_ATTEMPTS => {
                 // A rate or reputation deferral concerns the sender, not this message: slow
                 // the whole sender down, on every node, by pushing its queue back.

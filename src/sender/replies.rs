@@ -133,6 +133,11 @@ async fn send_one(app: &App, row: &ReplyRow, report: &mut ReplyReport) -> anyhow
                 report.sent += 1;
             }
         }
+        Err((Failure::Unsure, why)) => {
+            // Left `sending`: the reconciler looks in the sender's mailbox once the lease ends.
+            tracing::warn!(message_id = %row.message_id, error = %why, "reply outcome unknown");
+            report.retried += 1;
+        }
         Err((failure, why)) if failure.is_retryable() && row.attempts < MAX_ATTEMPTS => {
             let next = now + backoff_secs(row.attempts, failure);
             store::outbox::mark_retry(pool, row.id, owner, next, &why).await?;

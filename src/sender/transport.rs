@@ -5,8 +5,18 @@
 //! relay every message waits for a delayed ACK (~40 ms each, measured: 22 msg/s on one
 //! session against a sink). Here the TCP socket is opened by us with TCP_NODELAY, then handed
 //! to lettre. Idle connections are reused without a NOOP per message; a pooled connection that
-//! turns out to be dead is replaced once, transparently. What lettre writes is sent when it
-//! next reads ([`WriteBehind`]): a message and its terminating `.` leave in one segment.
+//! turns out to be dead before any content left is replaced once, transparently. What lettre
+//! writes is sent when it next reads ([`WriteBehind`]): a message and its terminating `.`
+//! leave in one segment.
+//!
+//! The transaction itself is ours, on lettre's commands ([`transact`]): with a relay that
+//! announces PIPELINING (RFC 2920; Postfix, Gmail and Microsoft do) MAIL, RCPT and DATA leave
+//! in one write and their replies are read in order, so a message costs two round trips
+//! instead of four; every reply of the group is read, refusals included, so a refused
+//! recipient does not cost the connection. And it knows how far it got: once the content has
+//! started to go out, a lost connection or a timeout is [`SmtpError::Unsure`] (the relay may
+//! have the message), which is never retried here; the row stays `sending` for the
+//! reconciler, which looks in the recipient's mailbox first.
 
 use std::fmt;
 use std::pin::Pin;
@@ -20,7 +30,8 @@ use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{
     AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
 };
-use lettre::transport::smtp::extension::ClientId;
+use lettre::transport::smtp::commands::{Data, Ehlo, Mail, Rcpt, Rset};
+use lettre::transport::smtp::extension::{ClientId, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -52,6 +63,14 @@ pub enum SmtpError {
     /// The relay does not offer what the login needs (e.g. no AUTH XOAUTH2).
     #[error("{0}")]
     Auth(String),
+    /// The relay cannot take this message as written (8-bit content or an internationalized
+    /// address without 8BITMIME / SMTPUTF8): permanent.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The message content went out but no reply came back (the connection dropped or timed
+    /// out): the relay may have taken it. Sending it again could deliver it twice.
+    #[error("the relay may have the message (no reply to its content): {0}")]
+    Unsure(String),
 }
 
 /// How the client logs in after EHLO (and STARTTLS).
@@ -101,8 +120,150 @@ impl SmtpAuth {
 const IDLE: Duration = Duration::from_secs(50);
 
 struct Idle {
-    conn: AsyncSmtpConnection,
+    conn: Session,
     since: Instant,
+}
+
+/// An SMTP connection logged in and ready for transactions, with what its relay offers
+/// beyond what lettre records.
+struct Session {
+    conn: AsyncSmtpConnection,
+    /// The relay announced PIPELINING (RFC 2920): a transaction's MAIL, RCPT and DATA go out
+    /// in one write, and their replies are read in order.
+    pipelining: bool,
+}
+
+/// How far a transaction got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// MAIL, RCPT, DATA: no content has left, so nothing can have been delivered.
+    Envelope,
+    /// The content is being written or its reply awaited: the relay may have the message.
+    Content,
+}
+
+/// A failed transaction: the error, and whether the connection is still in step with the
+/// relay (every reply read, no transaction open) and can take the next one.
+struct Failed {
+    error: lettre::transport::smtp::Error,
+    reusable: bool,
+}
+
+/// One mail transaction on `s` (RFC 5321 MAIL, RCPT, DATA, content), pipelined when the relay
+/// offers it. `stage` follows its progress, so that a caller whose timeout cuts it short
+/// knows whether the content had started to go out.
+async fn transact(
+    s: &mut Session,
+    envelope: &Envelope,
+    raw: &[u8],
+    stage: &mut Stage,
+) -> Result<Response, Failed> {
+    *stage = Stage::Envelope;
+    let failed = |error: lettre::transport::smtp::Error| Failed {
+        reusable: error.status().is_some(),
+        error,
+    };
+    let conn = &mut s.conn;
+    // The same MAIL parameters as lettre's own `send` (its checks are made in `attempt`).
+    let mut params = Vec::new();
+    if envelope_is_international(envelope) {
+        params.push(MailParameter::SmtpUtfEight);
+    }
+    if !raw.is_ascii() {
+        params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    let mail = Mail::new(envelope.from().cloned(), params);
+    let rcpts: Vec<Rcpt> = envelope
+        .to()
+        .iter()
+        .map(|to| Rcpt::new(to.clone(), Vec::new()))
+        .collect();
+    // The envelope's first refusal, whether MAIL had been accepted (a transaction is open on
+    // the relay), and whether DATA was (the relay waits for content).
+    let mut refused = None;
+    let mut mail_accepted = false;
+    let mut data_accepted = false;
+    if s.pipelining {
+        use fmt::Write as _;
+        let mut group = mail.to_string();
+        for r in &rcpts {
+            let _ = write!(group, "{r}");
+        }
+        let _ = write!(group, "{Data}");
+        // Every reply of the group is read, refusals included, so the connection stays in
+        // step; the first refusal is the transaction's answer.
+        let replies = rcpts.len() + 2;
+        for i in 0..replies {
+            let reply = if i == 0 {
+                conn.command(&group).await
+            } else {
+                conn.read_response().await
+            };
+            match reply {
+                Ok(_) if i == 0 => mail_accepted = true,
+                Ok(_) => data_accepted = i + 1 == replies,
+                Err(e) if e.status().is_some() => {
+                    refused.get_or_insert(e);
+                }
+                Err(e) => return Err(failed(e)),
+            }
+        }
+    } else {
+        let steps = async {
+            conn.command(&mail).await?;
+            mail_accepted = true;
+            for r in &rcpts {
+                conn.command(r).await?;
+            }
+            conn.command(Data).await?;
+            data_accepted = true;
+            Ok::<_, lettre::transport::smtp::Error>(())
+        };
+        if let Err(e) = steps.await {
+            if e.status().is_none() {
+                return Err(failed(e));
+            }
+            refused = Some(e);
+        }
+    }
+    if let Some(error) = refused {
+        let reusable = if data_accepted {
+            // DATA taken after a refusal: the relay waits for content that will not come.
+            false
+        } else if mail_accepted {
+            // A refused recipient or DATA leaves the transaction open (Postfix answers the
+            // next MAIL with "503 nested MAIL command"): RSET closes it.
+            conn.command(Rset).await.is_ok()
+        } else {
+            true
+        };
+        return Err(Failed { reusable, error });
+    }
+    *stage = Stage::Content;
+    conn.message(raw).await.map_err(failed)
+}
+
+/// Ends a connection that will not be used again: QUIT, bounded (a relay waiting for content
+/// reads QUIT as content and never answers), then the socket is closed.
+async fn close(conn: &mut AsyncSmtpConnection) {
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.abort()).await;
+}
+
+/// How long a QUIT may wait for its reply.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn envelope_is_international(envelope: &Envelope) -> bool {
+    let non_ascii = |a: &lettre::Address| !AsRef::<str>::as_ref(a).is_ascii();
+    envelope.from().is_some_and(non_ascii) || envelope.to().iter().any(non_ascii)
+}
+
+/// Whether an EHLO reply announces `keyword` (its lines after the greeting, by first word).
+fn announces(ehlo: &Response, keyword: &str) -> bool {
+    ehlo.message().skip(1).any(|line| {
+        line.split_whitespace()
+            .next()
+            .is_some_and(|w| w.eq_ignore_ascii_case(keyword))
+    })
 }
 
 /// A pooled SMTP client for one sending identity. Cheap to clone.
@@ -332,7 +493,7 @@ pub fn build_with(
 }
 
 impl SmtpClient {
-    async fn connect(&self) -> Result<AsyncSmtpConnection, SmtpError> {
+    async fn connect(&self) -> Result<Session, SmtpError> {
         let i = &self.0;
         let addr = format!("{}:{}", i.host, i.port);
         let connect_err = |detail: String| SmtpError::Connect {
@@ -362,6 +523,10 @@ impl SmtpClient {
                 // STARTTLS is required: a relay that does not offer it is refused.
                 conn.starttls(params.clone(), &i.hello).await?;
             }
+            // lettre keeps only some of the EHLO reply's extensions: ask again (one round trip
+            // per connection, before AUTH) to learn whether the relay pipelines.
+            let ehlo = conn.command(Ehlo::new(i.hello.clone())).await?;
+            let pipelining = announces(&ehlo, "PIPELINING");
             match &i.auth {
                 SmtpAuth::None => {}
                 SmtpAuth::Password(creds) => {
@@ -372,27 +537,27 @@ impl SmtpClient {
                     xoauth2(&mut conn, username, grant).await?;
                 }
             }
-            Ok::<_, SmtpError>(conn)
+            Ok::<_, SmtpError>(Session { conn, pipelining })
         };
         tokio::time::timeout(i.timeout, setup)
             .await
             .map_err(|_| connect_err("SMTP session setup timed out".into()))?
     }
 
-    async fn take_idle(&self) -> Option<AsyncSmtpConnection> {
+    async fn take_idle(&self) -> Option<Session> {
         let mut idle = self.0.idle.lock().await;
         while let Some(c) = idle.pop() {
             if c.since.elapsed() < IDLE {
                 return Some(c.conn);
             }
-            let mut conn = c.conn;
-            tokio::spawn(async move { conn.abort().await });
+            let mut conn = c.conn.conn;
+            tokio::spawn(async move { close(&mut conn).await });
         }
         None
     }
 
-    async fn give_back(&self, conn: AsyncSmtpConnection) {
-        if conn.has_broken() {
+    async fn give_back(&self, conn: Session) {
+        if conn.conn.has_broken() {
             return;
         }
         let mut idle = self.0.idle.lock().await;
@@ -410,40 +575,112 @@ impl SmtpClient {
     }
 
     /// Sends one message already written out (CRLF lines; lettre dot-stuffs it). A reused
-    /// connection that has died is replaced once.
+    /// connection found dead before any content left is replaced once; once the content has
+    /// started to go out, a lost connection or a timeout is [`SmtpError::Unsure`], never a
+    /// second try here.
     pub async fn send_raw(&self, envelope: &Envelope, raw: &[u8]) -> Result<Response, SmtpError> {
-        let timeout = self.0.timeout;
-        if let Some(mut conn) = self.take_idle().await {
-            match tokio::time::timeout(timeout, conn.send(envelope, raw)).await {
-                Ok(Ok(r)) => {
-                    self.give_back(conn).await;
+        if let Some(mut s) = self.take_idle().await {
+            let mut stage = Stage::Envelope;
+            match self.attempt(&mut s, envelope, raw, &mut stage).await {
+                Ok(r) => {
+                    self.give_back(s).await;
                     return Ok(r);
                 }
-                // A reply from the server is the server's word: report it.
-                Ok(Err(e)) if e.status().is_some() => {
-                    self.give_back(conn).await;
-                    return Err(e.into());
-                }
-                // The connection died while idle: fall through to a fresh one.
-                _ => {}
+                // The connection died while idle (no reply, nothing sent): a fresh one.
+                Err(Attempt::Lost(_)) if stage == Stage::Envelope => {}
+                Err(a) => return Err(self.settle_failure(s, a, stage).await),
             }
         }
-        let mut conn = self.connect().await?;
-        match tokio::time::timeout(timeout, conn.send(envelope, raw)).await {
-            Ok(Ok(r)) => {
-                self.give_back(conn).await;
+        let mut s = self.connect().await?;
+        let mut stage = Stage::Envelope;
+        match self.attempt(&mut s, envelope, raw, &mut stage).await {
+            Ok(r) => {
+                self.give_back(s).await;
                 Ok(r)
             }
-            Ok(Err(e)) => {
-                self.give_back(conn).await;
-                Err(e.into())
-            }
-            Err(_) => Err(SmtpError::Connect {
-                addr: format!("{}:{}", self.0.host, self.0.port),
-                detail: "the SMTP transaction timed out".into(),
-            }),
+            Err(a) => Err(self.settle_failure(s, a, stage).await),
         }
     }
+
+    /// One transaction under the client's timeout.
+    async fn attempt(
+        &self,
+        s: &mut Session,
+        envelope: &Envelope,
+        raw: &[u8],
+        stage: &mut Stage,
+    ) -> Result<Response, Attempt> {
+        let i = &self.0;
+        if !raw.is_ascii()
+            && !s
+                .conn
+                .server_info()
+                .supports_feature(lettre::transport::smtp::extension::Extension::EightBitMime)
+        {
+            return Err(Attempt::Unsupported(
+                "the message has 8-bit content and the relay does not offer 8BITMIME".into(),
+            ));
+        }
+        if envelope_is_international(envelope)
+            && !s
+                .conn
+                .server_info()
+                .supports_feature(lettre::transport::smtp::extension::Extension::SmtpUtfEight)
+        {
+            return Err(Attempt::Unsupported(
+                "an address is internationalized and the relay does not offer SMTPUTF8".into(),
+            ));
+        }
+        match tokio::time::timeout(i.timeout, transact(s, envelope, raw, stage)).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(f)) if f.reusable => Err(Attempt::Refused(f.error)),
+            Ok(Err(f)) if f.error.status().is_some() => Err(Attempt::Broken(f.error)),
+            Ok(Err(f)) => Err(Attempt::Lost(f.error.to_string())),
+            Err(_) => Err(Attempt::Lost("the SMTP transaction timed out".into())),
+        }
+    }
+
+    /// The error a failed attempt reports; the connection goes back to the pool when it is
+    /// still in step with the relay.
+    async fn settle_failure(&self, mut s: Session, a: Attempt, stage: Stage) -> SmtpError {
+        // lettre's checks before MAIL (8BITMIME, SMTPUTF8) are made in `attempt`.
+        match a {
+            Attempt::Refused(e) => {
+                self.give_back(s).await;
+                e.into()
+            }
+            Attempt::Unsupported(why) => {
+                self.give_back(s).await;
+                SmtpError::Unsupported(why)
+            }
+            Attempt::Broken(e) => {
+                close(&mut s.conn).await;
+                e.into()
+            }
+            Attempt::Lost(detail) => {
+                close(&mut s.conn).await;
+                match stage {
+                    Stage::Envelope => SmtpError::Connect {
+                        addr: format!("{}:{}", self.0.host, self.0.port),
+                        detail,
+                    },
+                    Stage::Content => SmtpError::Unsure(detail),
+                }
+            }
+        }
+    }
+}
+
+/// How one attempt failed.
+enum Attempt {
+    /// The relay refused (a reply code); the connection is still usable.
+    Refused(lettre::transport::smtp::Error),
+    /// The relay refused, and the connection cannot be used again.
+    Broken(lettre::transport::smtp::Error),
+    /// No reply: the connection dropped or the transaction timed out.
+    Lost(String),
+    /// The message needs an extension the relay does not offer.
+    Unsupported(String),
 }
 
 /// AUTH XOAUTH2 with the grant's token; if the relay refuses it (535), once more with a new
@@ -501,4 +738,266 @@ async fn auth_xoauth2(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+
+    use super::super::classify::Failure;
+    use super::*;
+
+    /// What the scripted relay does.
+    #[derive(Clone, Copy)]
+    struct Script {
+        /// Announce PIPELINING, and answer MAIL, RCPT and DATA only once all three are in
+        /// (a client that waits for MAIL's reply before sending RCPT would stall).
+        pipelining: bool,
+        /// After a message's content: no reply, the connection closed.
+        hang_up_after_content: bool,
+        /// After a message's 250: the connection closed (as an idle timeout would).
+        close_after_message: bool,
+    }
+
+    struct Relay {
+        addr: std::net::SocketAddr,
+        /// Connections accepted.
+        connections: Arc<AtomicUsize>,
+        /// Message contents received in full (to the final dot).
+        contents: Arc<AtomicUsize>,
+    }
+
+    async fn relay(script: Script) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let contents = Arc::new(AtomicUsize::new(0));
+        let (conns, got) = (connections.clone(), contents.clone());
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                conns.fetch_add(1, Ordering::SeqCst);
+                let got = got.clone();
+                tokio::spawn(async move {
+                    let (read, mut write) = socket.into_split();
+                    let mut lines = BufReader::new(read).lines();
+                    write.write_all(b"220 relay.test ESMTP\r\n").await.ok();
+                    // Envelope replies held back until DATA (pipelining mode).
+                    let mut held: Vec<&[u8]> = Vec::new();
+                    let mut rcpt_ok = false;
+                    let mut in_mail = false;
+                    let mut data = false;
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        if data {
+                            if line != "." {
+                                continue;
+                            }
+                            data = false;
+                            in_mail = false;
+                            got.fetch_add(1, Ordering::SeqCst);
+                            if script.hang_up_after_content {
+                                return;
+                            }
+                            write.write_all(b"250 2.0.0 Ok: queued\r\n").await.ok();
+                            if script.close_after_message {
+                                return;
+                            }
+                            continue;
+                        }
+                        let reply: &[u8] = if line.starts_with("EHLO") {
+                            if script.pipelining {
+                                b"250-relay.test\r\n250-PIPELINING\r\n250 8BITMIME\r\n"
+                            } else {
+                                b"250-relay.test\r\n250 8BITMIME\r\n"
+                            }
+                        } else if line.starts_with("MAIL") && in_mail {
+                            // As Postfix: a transaction stays open until its end or RSET.
+                            b"503 5.5.1 Error: nested MAIL command\r\n"
+                        } else if line.starts_with("MAIL") {
+                            in_mail = true;
+                            b"250 2.1.0 Ok\r\n"
+                        } else if line.starts_with("RSET") {
+                            in_mail = false;
+                            b"250 2.0.0 Ok\r\n"
+                        } else if line.starts_with("RCPT TO:<gone") {
+                            rcpt_ok = false;
+                            b"550 5.1.1 <gone>: Recipient address rejected: User unknown\r\n"
+                        } else if line.starts_with("RCPT") {
+                            rcpt_ok = true;
+                            b"250 2.1.5 Ok\r\n"
+                        } else if line.starts_with("DATA") {
+                            data = rcpt_ok;
+                            if rcpt_ok {
+                                b"354 go ahead\r\n"
+                            } else {
+                                b"554 5.5.1 Error: no valid recipients\r\n"
+                            }
+                        } else if line.starts_with("QUIT") {
+                            write.write_all(b"221 bye\r\n").await.ok();
+                            return;
+                        } else {
+                            b"250 2.0.0 Ok\r\n"
+                        };
+                        let envelope = ["MAIL", "RCPT", "DATA"].iter().any(|c| line.starts_with(c));
+                        if script.pipelining && envelope {
+                            held.push(reply);
+                            if line.starts_with("DATA") {
+                                for r in held.drain(..) {
+                                    write.write_all(r).await.ok();
+                                }
+                            }
+                        } else {
+                            write.write_all(reply).await.ok();
+                        }
+                    }
+                });
+            }
+        });
+        Relay {
+            addr,
+            connections,
+            contents,
+        }
+    }
+
+    fn client(relay: &Relay, timeout: Duration) -> SmtpClient {
+        let endpoint = Endpoint {
+            host: relay.addr.ip().to_string(),
+            port: relay.addr.port(),
+            tls: TlsMode::None,
+            ca_file: None,
+            username: String::new(),
+            secret: crate::secrets::SecretRef::None,
+        };
+        let helo = HeloName::parse("mta1.sender.test").unwrap();
+        build(&endpoint, &helo, None, timeout, 1).unwrap()
+    }
+
+    fn envelope(to: &str) -> Envelope {
+        Envelope::new(
+            Some("hello@sender.test".parse().unwrap()),
+            vec![to.parse().unwrap()],
+        )
+        .unwrap()
+    }
+
+    const RAW: &[u8] = b"Subject: hi\r\n\r\nhello\r\n";
+
+    #[tokio::test]
+    async fn pipelines_the_envelope_and_keeps_the_connection_after_a_refusal() {
+        let relay = relay(Script {
+            pipelining: true,
+            hang_up_after_content: false,
+            close_after_message: false,
+        })
+        .await;
+        // A short timeout: a client waiting for MAIL's reply alone would stall here.
+        let client = client(&relay, Duration::from_secs(5));
+        for _ in 0..3 {
+            let r = client.send_raw(&envelope("seed@gmail.test"), RAW).await;
+            assert!(r.unwrap().is_positive());
+        }
+        // The refused recipient's group is read to its end (RCPT 550, DATA 554)...
+        let e = client
+            .send_raw(&envelope("gone@gmail.test"), RAW)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("5.1.1"), "{e}");
+        assert_eq!(
+            super::super::classify::classify(&e),
+            Failure::UnknownRecipient
+        );
+        // ...so the same connection takes the next message.
+        let r = client.send_raw(&envelope("seed@gmail.test"), RAW).await;
+        assert!(r.unwrap().is_positive());
+        assert_eq!(relay.contents.load(Ordering::SeqCst), 4);
+        assert_eq!(relay.connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn without_pipelining_one_command_at_a_time() {
+        let relay = relay(Script {
+            pipelining: false,
+            hang_up_after_content: false,
+            close_after_message: false,
+        })
+        .await;
+        let client = client(&relay, Duration::from_secs(5));
+        for _ in 0..2 {
+            let r = client.send_raw(&envelope("seed@gmail.test"), RAW).await;
+            assert!(r.unwrap().is_positive());
+        }
+        assert!(
+            client
+                .send_raw(&envelope("gone@gmail.test"), RAW)
+                .await
+                .is_err()
+        );
+        let r = client.send_raw(&envelope("seed@gmail.test"), RAW).await;
+        assert!(r.unwrap().is_positive());
+        assert_eq!(relay.contents.load(Ordering::SeqCst), 3);
+        assert_eq!(relay.connections.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_died_while_idle_is_replaced_once() {
+        for pipelining in [true, false] {
+            let relay = relay(Script {
+                pipelining,
+                hang_up_after_content: false,
+                close_after_message: true,
+            })
+            .await;
+            let client = client(&relay, Duration::from_secs(5));
+            for _ in 0..3 {
+                let r = client.send_raw(&envelope("seed@gmail.test"), RAW).await;
+                assert!(r.unwrap().is_positive());
+            }
+            assert_eq!(relay.contents.load(Ordering::SeqCst), 3);
+            assert_eq!(relay.connections.load(Ordering::SeqCst), 3);
+        }
+    }
+
+    #[tokio::test]
+    async fn no_second_try_once_the_content_left() {
+        for pipelining in [true, false] {
+            let relay = relay(Script {
+                pipelining,
+                hang_up_after_content: true,
+                close_after_message: false,
+            })
+            .await;
+            let client = client(&relay, Duration::from_secs(5));
+            let e = client
+                .send_raw(&envelope("seed@gmail.test"), RAW)
+                .await
+                .unwrap_err();
+            assert!(matches!(e, SmtpError::Unsure(_)), "{e:?}");
+            assert_eq!(super::super::classify::classify(&e), Failure::Unsure);
+            // The relay has it once: no second connection, no second copy.
+            assert_eq!(relay.contents.load(Ordering::SeqCst), 1);
+            assert_eq!(relay.connections.load(Ordering::SeqCst), 1);
+        }
+    }
+
+    #[test]
+    fn ehlo_keywords() {
+        let ehlo = Response::new(
+            lettre::transport::smtp::response::Code::new(
+                lettre::transport::smtp::response::Severity::PositiveCompletion,
+                lettre::transport::smtp::response::Category::MailSystem,
+                lettre::transport::smtp::response::Detail::Zero,
+            ),
+            vec![
+                "relay.test PIPELINING".into(),
+                "SIZE 1000".into(),
+                "pipelining".into(),
+            ],
+        );
+        assert!(announces(&ehlo, "PIPELINING"));
+        assert!(!announces(&ehlo, "CHUNKING"));
+        let greeting_only = Response::new(ehlo.code(), vec!["relay.test PIPELINING".into()]);
+        assert!(!announces(&greeting_only, "PIPELINING"));
+    }
 }
