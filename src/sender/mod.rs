@@ -765,7 +765,8 @@ mod tests {
     use crate::domain::OutboxStatus;
 
     /// A relay on loopback that takes every message, except that it refuses recipients
-    /// whose address starts with `gone` (5.1.1). Counts the messages it took.
+    /// whose address starts with `gone` (5.1.1), and hangs up without a reply after the
+    /// content of a message to `hangup…`. Counts the messages it took.
     async fn relay() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -779,6 +780,7 @@ mod tests {
                     let mut lines = BufReader::new(read).lines();
                     write.write_all(b"220 relay.test ESMTP\r\n").await.ok();
                     let mut data = false;
+                    let mut hang_up = false;
                     while let Ok(Some(line)) = lines.next_line().await {
                         let reply: &[u8] = if data {
                             if line != "." {
@@ -786,6 +788,10 @@ mod tests {
                             }
                             data = false;
                             let n = taken.fetch_add(1, Ordering::SeqCst);
+                            if hang_up {
+                                // The content is in, the reply never comes.
+                                return;
+                            }
                             write
                                 .write_all(format!("250 2.0.0 Ok: queued as Q{n}\r\n").as_bytes())
                                 .await
@@ -793,6 +799,9 @@ mod tests {
                             continue;
                         } else if line.starts_with("EHLO") {
                             b"250-relay.test\r\n250 8BITMIME\r\n"
+                        } else if line.starts_with("RCPT TO:<hangup") {
+                            hang_up = true;
+                            b"250 2.1.5 Ok\r\n"
                         } else if line.starts_with("RCPT TO:<gone") {
                             b"550 5.1.1 <gone>: Recipient address rejected: User unknown\r\n"
                         } else if line.starts_with("DATA") {
@@ -960,6 +969,33 @@ plan = {{ start_per_day = 1, max_per_day = {max_per_day} }}
         let s = statuses(&app).await;
         assert_eq!(s[&("a@gmail.test".into(), OutboxStatus::Sent)], 50);
         assert_eq!(s[&("a@gmail.test".into(), OutboxStatus::Cancelled)], 30);
+    }
+
+    /// The content went out and the connection dropped before the reply: the relay may have
+    /// the message, so it is not sent again; the row stays `sending` under its lease for the
+    /// reconciler (which looks in the seed's mailbox first).
+    #[tokio::test]
+    async fn no_reply_to_the_content_leaves_the_row_to_the_reconciler() {
+        let dir = tempfile::tempdir().unwrap();
+        let (relay, taken) = relay().await;
+        let app = app(dir.path(), relay, &["hangup@gmail.test"], 1000, 1).await;
+        let d = Dispatcher::with_concurrency(app.clone(), 1);
+        let r = d.run_once(10).await.unwrap();
+        assert_eq!((r.claimed, r.sent, r.retried, r.failed), (1, 0, 1, 0));
+        assert_eq!(taken.load(Ordering::SeqCst), 1, "sent once, not retried");
+        let c = store::campaigns::get_by_name(app.store.pool(), "test")
+            .await
+            .unwrap()
+            .unwrap();
+        let rows = store::outbox::list_for_campaign(app.store.pool(), c.id)
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].status, OutboxStatus::Sending);
+        assert!(rows[0].lease_until.is_some());
+        // Nothing more to claim while the lease runs.
+        assert_eq!(d.run_once(10).await.unwrap().claimed, 0);
+        assert_eq!(taken.load(Ordering::SeqCst), 1);
     }
 
     /// An unknown recipient fails its row and disables its seed; what is queued for that seed
