@@ -84,7 +84,33 @@ async fn prepare(config: &str, n: usize) -> Vec<String> {
     ids
 }
 
-fn spawn_serve(dir: &Path, node: &str) -> (Child, std::sync::mpsc::Receiver<String>) {
+/// A `hearth serve` child, killed when dropped: a failing test leaves no node behind to send
+/// into the lab or hold its sessions while the next tests run.
+struct Node(Child);
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl std::ops::Deref for Node {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+fn spawn_serve(dir: &Path, node: &str) -> (Node, std::sync::mpsc::Receiver<String>) {
     let mut child = Command::new(BIN)
         .args(["--config", "h.toml", "serve"])
         .current_dir(dir)
@@ -102,10 +128,10 @@ fn spawn_serve(dir: &Path, node: &str) -> (Child, std::sync::mpsc::Receiver<Stri
             let _ = tx.send(line);
         }
     });
-    (child, rx)
+    (Node(child), rx)
 }
 
-fn stop(mut child: Child) {
+fn stop(mut child: Node) {
     let _ = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
