@@ -147,6 +147,9 @@ enum Stage {
 struct Failed {
     error: lettre::transport::smtp::Error,
     reusable: bool,
+    /// The relay took DATA and waits for content: the connection is dropped without QUIT
+    /// (which it would read as content).
+    in_data: bool,
 }
 
 /// One mail transaction on `s` (RFC 5321 MAIL, RCPT, DATA, content), pipelined when the relay
@@ -162,6 +165,7 @@ async fn transact(
     let failed = |error: lettre::transport::smtp::Error| Failed {
         reusable: error.status().is_some(),
         error,
+        in_data: false,
     };
     let conn = &mut s.conn;
     // The same MAIL parameters as lettre's own `send` (its checks are made in `attempt`).
@@ -205,7 +209,18 @@ async fn transact(
                 Err(e) if e.status().is_some() => {
                     refused.get_or_insert(e);
                 }
-                Err(e) => return Err(failed(e)),
+                // The connection is gone. A refusal read before (a 421 closing the
+                // connection, say) is still the relay's answer.
+                Err(e) => {
+                    return Err(match refused {
+                        Some(error) => Failed {
+                            error,
+                            reusable: false,
+                            in_data: false,
+                        },
+                        None => failed(e),
+                    });
+                }
             }
         }
     } else {
@@ -237,7 +252,11 @@ async fn transact(
         } else {
             true
         };
-        return Err(Failed { reusable, error });
+        return Err(Failed {
+            reusable,
+            error,
+            in_data: data_accepted,
+        });
     }
     *stage = Stage::Content;
     conn.message(raw).await.map_err(failed)
@@ -634,7 +653,7 @@ impl SmtpClient {
         match tokio::time::timeout(i.timeout, transact(s, envelope, raw, stage)).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(f)) if f.reusable => Err(Attempt::Refused(f.error)),
-            Ok(Err(f)) if f.error.status().is_some() => Err(Attempt::Broken(f.error)),
+            Ok(Err(f)) if f.error.status().is_some() => Err(Attempt::Broken(f.error, f.in_data)),
             Ok(Err(f)) => Err(Attempt::Lost(f.error.to_string())),
             Err(_) => Err(Attempt::Lost("the SMTP transaction timed out".into())),
         }
@@ -643,7 +662,6 @@ impl SmtpClient {
     /// The error a failed attempt reports; the connection goes back to the pool when it is
     /// still in step with the relay.
     async fn settle_failure(&self, mut s: Session, a: Attempt, stage: Stage) -> SmtpError {
-        // lettre's checks before MAIL (8BITMIME, SMTPUTF8) are made in `attempt`.
         match a {
             Attempt::Refused(e) => {
                 self.give_back(s).await;
@@ -653,8 +671,10 @@ impl SmtpClient {
                 self.give_back(s).await;
                 SmtpError::Unsupported(why)
             }
-            Attempt::Broken(e) => {
-                close(&mut s.conn).await;
+            Attempt::Broken(e, in_data) => {
+                if !in_data {
+                    close(&mut s.conn).await;
+                }
                 e.into()
             }
             Attempt::Lost(detail) => {
@@ -675,8 +695,9 @@ impl SmtpClient {
 enum Attempt {
     /// The relay refused (a reply code); the connection is still usable.
     Refused(lettre::transport::smtp::Error),
-    /// The relay refused, and the connection cannot be used again.
-    Broken(lettre::transport::smtp::Error),
+    /// The relay refused, and the connection cannot be used again (`true`: it is waiting for
+    /// content, and is dropped without QUIT).
+    Broken(lettre::transport::smtp::Error, bool),
     /// No reply: the connection dropped or the transaction timed out.
     Lost(String),
     /// The message needs an extension the relay does not offer.
@@ -820,6 +841,16 @@ mod tests {
                         } else if line.starts_with("RSET") {
                             in_mail = false;
                             b"250 2.0.0 Ok\r\n"
+                        } else if line.starts_with("RCPT TO:<closing") {
+                            // Answered at once, pipelining or not, and the connection closed.
+                            for r in held.drain(..) {
+                                write.write_all(r).await.ok();
+                            }
+                            write
+                                .write_all(b"421 4.7.0 Try again later, closing connection\r\n")
+                                .await
+                                .ok();
+                            return;
                         } else if line.starts_with("RCPT TO:<gone") {
                             rcpt_ok = false;
                             b"550 5.1.1 <gone>: Recipient address rejected: User unknown\r\n"
@@ -913,6 +944,17 @@ mod tests {
         assert!(r.unwrap().is_positive());
         assert_eq!(relay.contents.load(Ordering::SeqCst), 4);
         assert_eq!(relay.connections.load(Ordering::SeqCst), 1);
+        // A 421 that closes the connection mid-group is the relay's answer (a throttle), not
+        // a lost connection; the next message goes on a new one.
+        let e = client
+            .send_raw(&envelope("closing@gmail.test"), RAW)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("421"), "{e}");
+        assert_eq!(super::super::classify::classify(&e), Failure::Throttle);
+        let r = client.send_raw(&envelope("seed@gmail.test"), RAW).await;
+        assert!(r.unwrap().is_positive());
+        assert_eq!(relay.connections.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
