@@ -259,7 +259,33 @@ async fn transact(
         });
     }
     *stage = Stage::Content;
-    conn.message(raw).await.map_err(failed)
+    match std::str::from_utf8(raw) {
+        // The usual (ASCII) message: stuffed and terminated in one pass as it is written.
+        Ok(text) => conn.command(WireContent(text)).await.map_err(failed),
+        Err(_) => conn.message(raw).await.map_err(failed),
+    }
+}
+
+/// A message's content as it goes on the wire (RFC 5321 4.5.2), as lettre's `message`
+/// writes it: a dot that starts a line (after CRLF, or the first byte) doubled, then the
+/// terminating `CRLF . CRLF`. Written straight into the command buffer, instead of lettre's
+/// byte-by-byte copy first.
+struct WireContent<'a>(&'a str);
+
+impl fmt::Display for WireContent<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut rest = self.0;
+        if rest.starts_with('.') {
+            f.write_str(".")?;
+        }
+        while let Some(i) = rest.find("\r\n.") {
+            f.write_str(&rest[..i + 2])?;
+            f.write_str(".")?;
+            rest = &rest[i + 2..];
+        }
+        f.write_str(rest)?;
+        f.write_str("\r\n.\r\n")
+    }
 }
 
 /// Ends a connection that will not be used again: QUIT, bounded (a relay waiting for content
@@ -1021,6 +1047,19 @@ mod tests {
             assert_eq!(relay.contents.load(Ordering::SeqCst), 1);
             assert_eq!(relay.connections.load(Ordering::SeqCst), 1);
         }
+    }
+
+    #[test]
+    fn content_on_the_wire() {
+        let wire = |s: &str| WireContent(s).to_string();
+        assert_eq!(wire("a\r\nb\r\n"), "a\r\nb\r\n\r\n.\r\n");
+        assert_eq!(
+            wire(".a\r\n.b\r\n..c\r\nd.\r\n.\r\n"),
+            "..a\r\n..b\r\n...c\r\nd.\r\n..\r\n\r\n.\r\n"
+        );
+        // As lettre: a dot after a bare LF is not at the start of a line.
+        assert_eq!(wire("a\n.b"), "a\n.b\r\n.\r\n");
+        assert_eq!(wire(""), "\r\n.\r\n");
     }
 
     #[test]
