@@ -85,7 +85,10 @@ async fn campaign_day_one_lands_in_inbox_and_spam_as_the_ledger_says() {
     hearth::tls::install_crypto_provider();
     let data = tempfile::tempdir().unwrap();
     let config = lab_config(&lab, data.path());
-    let real_now = hearth::clock::SystemClock.now();
+    // The start of today's sending window (UTC, 00:00–23:59), not the time the test runs:
+    // late in the day the rest of the window holds fewer sends than the plan's six.
+    let now = hearth::clock::SystemClock.now();
+    let real_now = now - now.rem_euclid(86_400) + 60;
     let clock = ManualClock::new(real_now);
     let app = App::build(config, Arc::new(clock.clone())).await.unwrap();
     let pool = app.store.pool().clone();

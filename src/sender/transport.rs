@@ -808,6 +808,13 @@ mod tests {
         close_after_message: bool,
     }
 
+    /// Answers as it is told, takes every message.
+    const PLAIN: Script = Script {
+        pipelining: false,
+        hang_up_after_content: false,
+        close_after_message: false,
+    };
+
     struct Relay {
         addr: std::net::SocketAddr,
         /// Connections accepted.
@@ -945,8 +952,7 @@ mod tests {
     async fn pipelines_the_envelope_and_keeps_the_connection_after_a_refusal() {
         let relay = relay(Script {
             pipelining: true,
-            hang_up_after_content: false,
-            close_after_message: false,
+            ..PLAIN
         })
         .await;
         // A short timeout: a client waiting for MAIL's reply alone would stall here.
@@ -985,12 +991,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_pipelining_one_command_at_a_time() {
-        let relay = relay(Script {
-            pipelining: false,
-            hang_up_after_content: false,
-            close_after_message: false,
-        })
-        .await;
+        let relay = relay(PLAIN).await;
         let client = client(&relay, Duration::from_secs(5));
         for _ in 0..2 {
             let r = client.send_raw(&envelope("seed@gmail.test"), RAW).await;
@@ -1013,8 +1014,8 @@ mod tests {
         for pipelining in [true, false] {
             let relay = relay(Script {
                 pipelining,
-                hang_up_after_content: false,
                 close_after_message: true,
+                ..PLAIN
             })
             .await;
             let client = client(&relay, Duration::from_secs(5));
@@ -1033,7 +1034,7 @@ mod tests {
             let relay = relay(Script {
                 pipelining,
                 hang_up_after_content: true,
-                close_after_message: false,
+                ..PLAIN
             })
             .await;
             let client = client(&relay, Duration::from_secs(5));
