@@ -142,40 +142,44 @@ enum Stage {
     Content,
 }
 
-/// A failed transaction: the error, and whether the connection is still in step with the
-/// relay (every reply read, no transaction open) and can take the next one.
+/// A failed transaction: the error, and what becomes of its connection.
 struct Failed {
     error: lettre::transport::smtp::Error,
-    reusable: bool,
-    /// The relay took DATA and waits for content: the connection is dropped without QUIT
-    /// (which it would read as content).
-    in_data: bool,
+    after: After,
 }
 
-/// One mail transaction on `s` (RFC 5321 MAIL, RCPT, DATA, content), pipelined when the relay
-/// offers it. `stage` follows its progress, so that a caller whose timeout cuts it short
-/// knows whether the content had started to go out.
+/// What becomes of a connection after a failed transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// In step with the relay (every reply read, no transaction open): back to the pool.
+    Reuse,
+    /// Not to be used again: QUIT (bounded), then closed.
+    Quit,
+    /// The relay took DATA and waits for content: closed without QUIT, which it would read
+    /// as content.
+    Drop,
+}
+
+/// One mail transaction on `s` (RFC 5321 MAIL with `params`, RCPT, DATA, content), pipelined
+/// when the relay offers it. `stage` follows its progress, so that a caller whose timeout
+/// cuts it short knows whether the content had started to go out.
 async fn transact(
     s: &mut Session,
     envelope: &Envelope,
+    params: Vec<MailParameter>,
     raw: &[u8],
     stage: &mut Stage,
 ) -> Result<Response, Failed> {
     *stage = Stage::Envelope;
     let failed = |error: lettre::transport::smtp::Error| Failed {
-        reusable: error.status().is_some(),
+        after: if error.status().is_some() {
+            After::Reuse
+        } else {
+            After::Quit
+        },
         error,
-        in_data: false,
     };
     let conn = &mut s.conn;
-    // The same MAIL parameters as lettre's own `send` (its checks are made in `attempt`).
-    let mut params = Vec::new();
-    if envelope_is_international(envelope) {
-        params.push(MailParameter::SmtpUtfEight);
-    }
-    if !raw.is_ascii() {
-        params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
-    }
     let mail = Mail::new(envelope.from().cloned(), params);
     let rcpts: Vec<Rcpt> = envelope
         .to()
@@ -215,8 +219,7 @@ async fn transact(
                     return Err(match refused {
                         Some(error) => Failed {
                             error,
-                            reusable: false,
-                            in_data: false,
+                            after: After::Quit,
                         },
                         None => failed(e),
                     });
@@ -242,21 +245,17 @@ async fn transact(
         }
     }
     if let Some(error) = refused {
-        let reusable = if data_accepted {
+        let after = if data_accepted {
             // DATA taken after a refusal: the relay waits for content that will not come.
-            false
-        } else if mail_accepted {
+            After::Drop
+        } else if mail_accepted && conn.command(Rset).await.is_err() {
             // A refused recipient or DATA leaves the transaction open (Postfix answers the
-            // next MAIL with "503 nested MAIL command"): RSET closes it.
-            conn.command(Rset).await.is_ok()
+            // next MAIL with "503 nested MAIL command"): RSET closes it, or the connection goes.
+            After::Quit
         } else {
-            true
+            After::Reuse
         };
-        return Err(Failed {
-            reusable,
-            error,
-            in_data: data_accepted,
-        });
+        return Err(Failed { error, after });
     }
     *stage = Stage::Content;
     match std::str::from_utf8(raw) {
@@ -624,26 +623,23 @@ impl SmtpClient {
     /// started to go out, a lost connection or a timeout is [`SmtpError::Unsure`], never a
     /// second try here.
     pub async fn send_raw(&self, envelope: &Envelope, raw: &[u8]) -> Result<Response, SmtpError> {
-        if let Some(mut s) = self.take_idle().await {
+        let mut idle = self.take_idle().await;
+        loop {
+            let reused = idle.is_some();
+            let mut s = match idle.take() {
+                Some(s) => s,
+                None => self.connect().await?,
+            };
             let mut stage = Stage::Envelope;
-            match self.attempt(&mut s, envelope, raw, &mut stage).await {
+            return match self.attempt(&mut s, envelope, raw, &mut stage).await {
                 Ok(r) => {
                     self.give_back(s).await;
-                    return Ok(r);
+                    Ok(r)
                 }
                 // The connection died while idle (no reply, nothing sent): a fresh one.
-                Err(Attempt::Lost(_)) if stage == Stage::Envelope => {}
-                Err(a) => return Err(self.settle_failure(s, a, stage).await),
-            }
-        }
-        let mut s = self.connect().await?;
-        let mut stage = Stage::Envelope;
-        match self.attempt(&mut s, envelope, raw, &mut stage).await {
-            Ok(r) => {
-                self.give_back(s).await;
-                Ok(r)
-            }
-            Err(a) => Err(self.settle_failure(s, a, stage).await),
+                Err(Attempt::Lost(_)) if reused && stage == Stage::Envelope => continue,
+                Err(a) => Err(self.settle_failure(s, a, stage).await),
+            };
         }
     }
 
@@ -655,31 +651,30 @@ impl SmtpClient {
         raw: &[u8],
         stage: &mut Stage,
     ) -> Result<Response, Attempt> {
-        let i = &self.0;
-        if !raw.is_ascii()
-            && !s
-                .conn
-                .server_info()
-                .supports_feature(lettre::transport::smtp::extension::Extension::EightBitMime)
-        {
-            return Err(Attempt::Unsupported(
-                "the message has 8-bit content and the relay does not offer 8BITMIME".into(),
-            ));
+        use lettre::transport::smtp::extension::Extension;
+        // The MAIL parameters lettre's own `send` would give, and its checks.
+        let offers = |e| s.conn.server_info().supports_feature(e);
+        let mut params = Vec::new();
+        if envelope_is_international(envelope) {
+            if !offers(Extension::SmtpUtfEight) {
+                return Err(Attempt::Unsupported(
+                    "an address is internationalized and the relay does not offer SMTPUTF8".into(),
+                ));
+            }
+            params.push(MailParameter::SmtpUtfEight);
         }
-        if envelope_is_international(envelope)
-            && !s
-                .conn
-                .server_info()
-                .supports_feature(lettre::transport::smtp::extension::Extension::SmtpUtfEight)
-        {
-            return Err(Attempt::Unsupported(
-                "an address is internationalized and the relay does not offer SMTPUTF8".into(),
-            ));
+        if !raw.is_ascii() {
+            if !offers(Extension::EightBitMime) {
+                return Err(Attempt::Unsupported(
+                    "the message has 8-bit content and the relay does not offer 8BITMIME".into(),
+                ));
+            }
+            params.push(MailParameter::Body(MailBodyParameter::EightBitMime));
         }
-        match tokio::time::timeout(i.timeout, transact(s, envelope, raw, stage)).await {
+        match tokio::time::timeout(self.0.timeout, transact(s, envelope, params, raw, stage)).await
+        {
             Ok(Ok(r)) => Ok(r),
-            Ok(Err(f)) if f.reusable => Err(Attempt::Refused(f.error)),
-            Ok(Err(f)) if f.error.status().is_some() => Err(Attempt::Broken(f.error, f.in_data)),
+            Ok(Err(f)) if f.error.status().is_some() => Err(Attempt::Answered(f.error, f.after)),
             Ok(Err(f)) => Err(Attempt::Lost(f.error.to_string())),
             Err(_) => Err(Attempt::Lost("the SMTP transaction timed out".into())),
         }
@@ -689,17 +684,15 @@ impl SmtpClient {
     /// still in step with the relay.
     async fn settle_failure(&self, mut s: Session, a: Attempt, stage: Stage) -> SmtpError {
         match a {
-            Attempt::Refused(e) => {
-                self.give_back(s).await;
-                e.into()
-            }
             Attempt::Unsupported(why) => {
                 self.give_back(s).await;
                 SmtpError::Unsupported(why)
             }
-            Attempt::Broken(e, in_data) => {
-                if !in_data {
-                    close(&mut s.conn).await;
+            Attempt::Answered(e, after) => {
+                match after {
+                    After::Reuse => self.give_back(s).await,
+                    After::Quit => close(&mut s.conn).await,
+                    After::Drop => {}
                 }
                 e.into()
             }
@@ -719,11 +712,8 @@ impl SmtpClient {
 
 /// How one attempt failed.
 enum Attempt {
-    /// The relay refused (a reply code); the connection is still usable.
-    Refused(lettre::transport::smtp::Error),
-    /// The relay refused, and the connection cannot be used again (`true`: it is waiting for
-    /// content, and is dropped without QUIT).
-    Broken(lettre::transport::smtp::Error, bool),
+    /// The relay refused (a reply code), and what becomes of the connection.
+    Answered(lettre::transport::smtp::Error, After),
     /// No reply: the connection dropped or the transaction timed out.
     Lost(String),
     /// The message needs an extension the relay does not offer.
