@@ -25,7 +25,7 @@ use tokio::task::JoinHandle;
 
 use crate::domain::{CampaignStatus, PreflightTrigger, Provider, SendKind, Verdict};
 use crate::planner::{self, DayInput, SeedState};
-use crate::sender::{content, message};
+use crate::sender::content;
 use crate::startup::{App, CampaignSpec};
 use crate::store::outbox_bulk::{self, DayClaim, DayWindow, PlanBatch};
 use crate::store::senders::SenderRow;
@@ -194,7 +194,6 @@ pub async fn plan_group(
         todo.retain(|(c, _)| !paused.contains(&c.name));
     }
 
-    let domain = sender.record.address.domain().clone();
     let sender_name = content::sender_name(&sender.record);
     let weekday = chrono::Datelike::weekday(&planner::local_date(
         todo.first()
@@ -231,13 +230,17 @@ pub async fn plan_group(
                     Some((_, n)) => *n += 1,
                     None => by_provider.push((seed.provider, 1)),
                 }
-                let message_id = message::new_message_id(&domain);
+                let key = content::ContentKey {
+                    campaign_id: c.id,
+                    seed_id: s.seed_id,
+                    created_at: now,
+                };
                 batch.sends.push(NewSend {
                     campaign_id: c.id,
                     seed_id: s.seed_id,
                     kind: SendKind::Warmup,
-                    subject: content.subject(&message_id, &sender_name, weekday),
-                    message_id,
+                    subject: content.subject(key, &sender_name, weekday),
+                    message_id: None,
                     in_reply_to: None,
                     plan_day: Some(group.day.clone()),
                     run_at: s.run_at,

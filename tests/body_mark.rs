@@ -57,7 +57,7 @@ async fn a_body_marked_message_is_attributed_and_a_forged_one_is_not() {
                 campaign_id: c.id,
                 seed_id: seed.id,
                 kind: SendKind::Warmup,
-                message_id: id.clone(),
+                message_id: Some(id.clone()),
                 subject: "body mark".into(),
                 in_reply_to: None,
                 plan_day: None,

@@ -278,7 +278,7 @@ async fn chart_fixture(app: &App, campaign_id: i64, tag: &str) {
                     campaign_id,
                     seed_id: seed.id,
                     kind: SendKind::Warmup,
-                    message_id: message_id.clone(),
+                    message_id: Some(message_id.clone()),
                     subject: "hello".into(),
                     in_reply_to: None,
                     plan_day: Some(plan_day.clone()),

@@ -68,7 +68,7 @@ async fn prepare(config: &str, n: usize) -> Vec<String> {
                 campaign_id: c.id,
                 seed_id: seeds[i % seeds.len()].id,
                 kind: SendKind::Warmup,
-                message_id: message_id.clone(),
+                message_id: Some(message_id.clone()),
                 subject: format!("exactly once {i}"),
                 in_reply_to: None,
                 plan_day: None,
@@ -161,7 +161,7 @@ async fn wait_all_sent(
             .await
             .unwrap()
             .into_iter()
-            .filter(|r| ids.contains(&r.message_id))
+            .filter(|r| r.message_id.as_ref().is_some_and(|m| ids.contains(m)))
             .collect();
         let pending: Vec<_> = rows
             .iter()
@@ -271,7 +271,7 @@ async fn two_nodes_on_one_postgres_never_send_twice() {
     // (The nodes' scheduler also plans the lab campaign's day: only our rows are checked.)
     let twice: Vec<_> = rows
         .iter()
-        .filter(|r| ids.contains(&r.message_id) && r.attempts != 1)
+        .filter(|r| r.message_id.as_ref().is_some_and(|m| ids.contains(m)) && r.attempts != 1)
         .map(|r| (r.id, r.attempts, r.last_error.clone(), r.smtp_reply.clone()))
         .collect();
     assert!(twice.is_empty(), "rows claimed more than once: {twice:?}");

@@ -76,7 +76,7 @@ async fn enqueue(app: &App, campaign_id: i64, seed: &str) -> i64 {
             campaign_id,
             seed_id: seed.id,
             kind: SendKind::Warmup,
-            message_id: hearth::sender::message::new_message_id(&domain),
+            message_id: Some(hearth::sender::message::new_message_id(&domain)),
             subject: "fault".into(),
             in_reply_to: None,
             plan_day: None,

@@ -124,7 +124,7 @@ async fn sent(w: &World, n: usize) -> String {
             campaign_id: w.campaign,
             seed_id: w.seed.id,
             kind: SendKind::Warmup,
-            message_id: id.clone(),
+            message_id: Some(id.clone()),
             subject: "Notes".into(),
             in_reply_to: None,
             plan_day: None,

@@ -126,7 +126,7 @@ async fn idle_wakes_the_scan_when_mail_arrives() {
             campaign_id: c.id,
             seed_id: id,
             kind: SendKind::Warmup,
-            message_id: message_id.clone(),
+            message_id: Some(message_id.clone()),
             subject: "idle".into(),
             in_reply_to: None,
             plan_day: None,

@@ -198,7 +198,7 @@ async fn app_with_one_send(text: &str) -> (App, store::seeds::SeedRow, String) {
             campaign_id: c.id,
             seed_id: seed.id,
             kind: SendKind::Warmup,
-            message_id: message_id.clone(),
+            message_id: Some(message_id.clone()),
             subject: "oauth".into(),
             in_reply_to: None,
             plan_day: None,
@@ -290,7 +290,10 @@ async fn a_revoked_grant_breaks_the_seed_and_pauses_the_campaign_with_the_reason
     assert!(!detail.contains(CLIENT_SECRET), "{detail}");
     // The message is kept for when a person has fixed the grant.
     let rows = store::outbox::list_for_campaign(&pool, c.id).await.unwrap();
-    let row = rows.iter().find(|r| r.message_id == message_id).unwrap();
+    let row = rows
+        .iter()
+        .find(|r| r.message_id.as_ref() == Some(&message_id))
+        .unwrap();
     assert_eq!(row.status, hearth::domain::OutboxStatus::Planned);
 
     let err = scan::scan_seed(&app, &seed).await.unwrap_err();

@@ -112,7 +112,7 @@ async fn three_day_ramp_under_time_scale() {
             // Inside the window (the dispatcher ticks every ~0.2 s = ~30 plan minutes).
             assert!(
                 (6..=20).contains(&sent.hour()),
-                "{} sent at {sent}",
+                "{:?} sent at {sent}",
                 r.message_id
             );
         }
@@ -130,15 +130,19 @@ async fn three_day_ramp_under_time_scale() {
                 .unwrap()
                 .unwrap();
             let user = seed.record.address.to_string();
+            let message_id = r
+                .message_id
+                .as_deref()
+                .expect("a sent row has a Message-ID");
             let mut copies = 0;
             for _ in 0..50 {
-                copies = lab::copies_in_mailbox(&lab, &user, &r.message_id).await;
+                copies = lab::copies_in_mailbox(&lab, &user, message_id).await;
                 if copies > 0 {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            assert_eq!(copies, 1, "{} to {user}", r.message_id);
+            assert_eq!(copies, 1, "{message_id} to {user}");
         }
     }
     store.close().await;

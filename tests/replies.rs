@@ -117,7 +117,7 @@ async fn send_and_find(app: &App, seeds: &[&str]) -> Vec<(SeedRow, String)> {
                 campaign_id: c,
                 seed_id: seed.id,
                 kind: SendKind::Warmup,
-                message_id: message_id.clone(),
+                message_id: Some(message_id.clone()),
                 subject: "Notes from this week: the garden project".into(),
                 in_reply_to: None,
                 plan_day: None,
@@ -228,7 +228,12 @@ async fn replies_arrive_threaded_once_and_are_placed() {
             events.iter().any(|e| e.action == EngagementAction::Reply),
             "{events:?}"
         );
-        reply_ids.push(rows[0].message_id.clone());
+        reply_ids.push(
+            rows[0]
+                .message_id
+                .clone()
+                .expect("a reply has its Message-ID"),
+        );
     }
     // Another pass, and a restart (a new App on the same database), queue nothing more.
     for (seed, _) in &sends {
@@ -355,7 +360,7 @@ async fn replies_arrive_threaded_once_and_are_placed() {
         OutboxStatus::Sent
     );
     assert_eq!(
-        imap_util::where_is(&lab, SENDER, &row.message_id)
+        imap_util::where_is(&lab, SENDER, row.message_id.as_deref().unwrap())
             .await
             .len(),
         1
@@ -391,10 +396,10 @@ async fn a_reply_interrupted_before_smtp_is_sent_after_the_grace_period() {
     clock.advance(app.config.warmup.resend_after_secs as i64);
     let r = replies::run_once(&app).await.unwrap();
     assert_eq!((r.released, r.sent), (1, 1), "{r:?}");
-    let p = wait_reply_placed(&app, &row.message_id).await;
+    let p = wait_reply_placed(&app, row.message_id.as_deref().unwrap()).await;
     assert_eq!(p.record.placement, Placement::Inbox);
     assert_eq!(
-        imap_util::where_is(&lab, SENDER, &row.message_id)
+        imap_util::where_is(&lab, SENDER, row.message_id.as_deref().unwrap())
             .await
             .len(),
         1
@@ -594,8 +599,16 @@ async fn the_sender_opens_and_rescues_replies_marked(mark: MarkMode) {
     }
     let r = replies::run_once(&app).await.unwrap();
     assert_eq!(r.sent, 2, "{r:?}");
-    let spammed = replies_to(&app, &sends[0].1).await.remove(0).message_id;
-    let lost = replies_to(&app, &sends[1].1).await.remove(0).message_id;
+    let spammed = replies_to(&app, &sends[0].1)
+        .await
+        .remove(0)
+        .message_id
+        .unwrap();
+    let lost = replies_to(&app, &sends[1].1)
+        .await
+        .remove(0)
+        .message_id
+        .unwrap();
     // The sender's provider files one reply as spam; the other never reaches the sender's
     // mailbox (deleted before any scan, as a provider that dropped it would leave it).
     wait_arrived(&lab, &spammed).await;

@@ -225,7 +225,7 @@ async fn write(store: &Store, w: &World, n: usize, day: &str, provider: Provider
             campaign_id: w.campaign_id,
             seed_id: w.seeds[&provider],
             kind: SendKind::Warmup,
-            message_id: message_id.clone(),
+            message_id: Some(message_id.clone()),
             subject: "hi".into(),
             in_reply_to: None,
             plan_day: Some(day.into()),
@@ -422,7 +422,7 @@ async fn late_writes_refresh_old_days(store: Store) {
         &NewPlacement {
             outbox_id: sent.id,
             seed_id: w.seeds[&Yahoo],
-            message_id: sent.message_id.clone(),
+            message_id: sent.message_id.clone().unwrap(),
             placement: Inbox,
             folder: None,
             provider: Yahoo,

@@ -49,7 +49,7 @@ async fn queue(app: &App, campaign_id: i64, seed_id: i64, n: usize) -> Vec<Strin
             campaign_id,
             seed_id,
             kind: SendKind::Warmup,
-            message_id: message::new_message_id(&domain),
+            message_id: Some(message::new_message_id(&domain)),
             subject: "chunks".into(),
             in_reply_to: None,
             plan_day: None,
@@ -60,7 +60,7 @@ async fn queue(app: &App, campaign_id: i64, seed_id: i64, n: usize) -> Vec<Strin
     outbox_bulk::enqueue_many(&mut conn, &sends, 0)
         .await
         .unwrap();
-    sends.into_iter().map(|s| s.message_id).collect()
+    sends.into_iter().filter_map(|s| s.message_id).collect()
 }
 
 /// The message as the receiver would store it: its Authentication-Results on top.

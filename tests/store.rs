@@ -255,7 +255,7 @@ fn new_send(f: &Fixture, n: usize, run_at: i64) -> NewSend {
         campaign_id: f.campaign_id,
         seed_id: f.seed_id,
         kind: SendKind::Warmup,
-        message_id: format!("<{n}.{run_at}@warm.test>"),
+        message_id: Some(format!("<{n}.{run_at}@warm.test>")),
         subject: format!("hello {n}"),
         in_reply_to: None,
         plan_day: Some("2026-11-29".to_owned()),
@@ -665,7 +665,7 @@ async fn outbox_enqueue_claim_mark_sent(store: Store) {
             .await
             .unwrap()
     );
-    let sent = outbox::get_by_message_id(pool, &claimed[0].message_id)
+    let sent = outbox::get_by_message_id(pool, claimed[0].message_id.as_deref().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -1151,7 +1151,12 @@ async fn ledger_record_is_idempotent(store: Store) {
         .await
         .unwrap();
 
-    let first = placement_for(a, f.seed_id, &send.message_id, Placement::Spam);
+    let first = placement_for(
+        a,
+        f.seed_id,
+        send.message_id.as_deref().unwrap(),
+        Placement::Spam,
+    );
     assert!(ledger::record(pool, &first, 401).await.unwrap());
     assert!(
         !ledger::record(pool, &first, 402).await.unwrap(),
@@ -1187,7 +1192,7 @@ async fn ledger_record_is_idempotent(store: Store) {
         (first.clone(), 401)
     );
     assert_eq!(rows[1].record, missing);
-    let got = ledger::get_by_message_id(pool, &send.message_id)
+    let got = ledger::get_by_message_id(pool, send.message_id.as_deref().unwrap())
         .await
         .unwrap()
         .unwrap();
@@ -1228,11 +1233,14 @@ async fn scan_batch_attributes_and_records_in_bulk(store: Store) {
         .await
         .unwrap();
 
-    let mut ids: Vec<&str> = sends.iter().map(|s| s.message_id.as_str()).collect();
+    let mut ids: Vec<&str> = sends
+        .iter()
+        .map(|s| s.message_id.as_deref().unwrap())
+        .collect();
     ids.extend([
         "<unknown@warm.test>",
-        theirs.message_id.as_str(),
-        sends[1].message_id.as_str(),
+        theirs.message_id.as_deref().unwrap(),
+        sends[1].message_id.as_deref().unwrap(),
     ]);
     let seen = scan_batch::attribute(&mut conn, f.seed_id, &ids)
         .await
@@ -1251,11 +1259,11 @@ async fn scan_batch_attributes_and_records_in_bulk(store: Store) {
     let seen = scan_batch::attribute(&mut conn, f.seed_id, &ids)
         .await
         .unwrap();
-    assert_eq!(seen.sending, vec![claimed[0].message_id.clone()]);
+    assert_eq!(seen.sending, vec![claimed[0].message_id.clone().unwrap()]);
     // The same, read once for the whole seed (what a scan does beside its SELECT).
     assert_eq!(
         scan_batch::sending(&mut conn, f.seed_id).await.unwrap(),
-        vec![claimed[0].message_id.clone()]
+        vec![claimed[0].message_id.clone().unwrap()]
     );
     assert!(
         scan_batch::sending(&mut conn, other_seed)
@@ -1282,17 +1290,22 @@ async fn scan_batch_attributes_and_records_in_bulk(store: Store) {
         imap_uid: Some(uid),
     };
     // The first message already has its placement; the second is in the chunk twice.
-    let first = outbox::get_by_message_id(pool, &sends[0].message_id)
+    let first = outbox::get_by_message_id(pool, sends[0].message_id.as_deref().unwrap())
         .await
         .unwrap()
         .unwrap();
-    let earlier = placement_for(first.id, f.seed_id, &first.message_id, Placement::Spam);
+    let earlier = placement_for(
+        first.id,
+        f.seed_id,
+        first.message_id.as_deref().unwrap(),
+        Placement::Spam,
+    );
     assert!(ledger::record(pool, &earlier, 300).await.unwrap());
     let mut chunk: Vec<_> = (0..5_000)
-        .map(|n| sighting(&sends[n].message_id, n as i64 + 1))
+        .map(|n| sighting(sends[n].message_id.as_deref().unwrap(), n as i64 + 1))
         .collect();
-    chunk.insert(2, sighting(&sends[1].message_id, 99_999));
-    chunk.push(sighting(&theirs.message_id, 6_000));
+    chunk.insert(2, sighting(sends[1].message_id.as_deref().unwrap(), 99_999));
+    chunk.push(sighting(theirs.message_id.as_deref().unwrap(), 6_000));
     chunk.push(sighting("<unknown@warm.test>", 6_001));
     chunk[3].arrived = 50; // before its run_at: no negative latency
     let recorded = scan_batch::record_sightings(&mut conn, &folder, &chunk)
@@ -1314,9 +1327,9 @@ async fn scan_batch_attributes_and_records_in_bulk(store: Store) {
         "not the other seed's, not the unknown one"
     );
     let get = |id: &str| rows.iter().find(|r| r.record.message_id == id).unwrap();
-    assert_eq!(get(&sends[0].message_id).record, earlier);
-    let second = get(&sends[1].message_id);
-    let outbox_id = outbox::get_by_message_id(pool, &sends[1].message_id)
+    assert_eq!(get(sends[0].message_id.as_deref().unwrap()).record, earlier);
+    let second = get(sends[1].message_id.as_deref().unwrap());
+    let outbox_id = outbox::get_by_message_id(pool, sends[1].message_id.as_deref().unwrap())
         .await
         .unwrap()
         .unwrap()
@@ -1327,7 +1340,7 @@ async fn scan_batch_attributes_and_records_in_bulk(store: Store) {
             NewPlacement {
                 outbox_id,
                 seed_id: f.seed_id,
-                message_id: sends[1].message_id.clone(),
+                message_id: sends[1].message_id.clone().unwrap(),
                 placement: Placement::Inbox,
                 folder: Some("INBOX".into()),
                 provider: Provider::Gmail,
@@ -1345,8 +1358,18 @@ async fn scan_batch_attributes_and_records_in_bulk(store: Store) {
         ),
         "the first sighting in the chunk wins"
     );
-    assert_eq!(get(&sends[2].message_id).record.latency_secs, Some(0));
-    assert_eq!(get(&sends[4_999].message_id).record.imap_uid, Some(5_000));
+    assert_eq!(
+        get(sends[2].message_id.as_deref().unwrap())
+            .record
+            .latency_secs,
+        Some(0)
+    );
+    assert_eq!(
+        get(sends[4_999].message_id.as_deref().unwrap())
+            .record
+            .imap_uid,
+        Some(5_000)
+    );
 }
 
 async fn engagement_events_are_idempotent(store: Store) {
@@ -1356,12 +1379,17 @@ async fn engagement_events_are_idempotent(store: Store) {
     let oid = outbox::enqueue(pool, &send, 50).await.unwrap();
     ledger::record(
         pool,
-        &placement_for(oid, f.seed_id, &send.message_id, Placement::Spam),
+        &placement_for(
+            oid,
+            f.seed_id,
+            send.message_id.as_deref().unwrap(),
+            Placement::Spam,
+        ),
         400,
     )
     .await
     .unwrap();
-    let pid = ledger::get_by_message_id(pool, &send.message_id)
+    let pid = ledger::get_by_message_id(pool, send.message_id.as_deref().unwrap())
         .await
         .unwrap()
         .unwrap()

@@ -145,13 +145,12 @@ plan = {{ start_per_day = 1, max_per_day = {max} }}
     )
     .await?;
     let seeds = crate::store::seeds::list(&pool).await?;
-    let domain = DomainName::parse("sender.test")?;
     let sends: Vec<_> = (0..b.count)
         .map(|i| crate::store::outbox::NewSend {
             campaign_id: c.id,
             seed_id: seeds[i % seeds.len()].id,
             kind: crate::domain::SendKind::Warmup,
-            message_id: crate::sender::message::new_message_id(&domain),
+            message_id: None,
             subject: crate::sender::content::subject(),
             in_reply_to: None,
             plan_day: None,

@@ -19,7 +19,7 @@ use clap::Args;
 use futures::TryStreamExt as _;
 
 use crate::clock::{Clock as _, ManualClock};
-use crate::domain::{CampaignStatus, DomainName, EmailAddress, Endpoint, SendKind, TlsMode};
+use crate::domain::{CampaignStatus, EmailAddress, Endpoint, SendKind, TlsMode};
 use crate::engagement::imap::{self, Session};
 use crate::engagement::pool::SessionLimits;
 use crate::engagement::seed_worker::{SeedWorker, StepOutcome};
@@ -168,13 +168,12 @@ async fn deliver(
     let c = store::campaigns::get_by_name(pool, "bench")
         .await?
         .ok_or_else(|| anyhow::anyhow!("no campaign"))?;
-    let domain = DomainName::parse("sender.test")?;
     let sends: Vec<_> = (0..count)
         .map(|_| store::outbox::NewSend {
             campaign_id: c.id,
             seed_id,
             kind: SendKind::Warmup,
-            message_id: message::new_message_id(&domain),
+            message_id: None,
             subject: crate::sender::content::subject(),
             in_reply_to: None,
             plan_day: None,
@@ -198,14 +197,18 @@ async fn deliver(
     drop(conn);
     let from = EmailAddress::parse("hello@sender.test")?;
     let to = EmailAddress::parse(to)?;
-    for (i, send) in sends.iter().enumerate() {
+    for (i, row) in claimed.iter().enumerate() {
+        let message_id = row
+            .message_id
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("a claimed row has no Message-ID"))?;
         let built = message::build(
             &Outgoing {
                 from: &from,
                 from_name: None,
                 to: &to,
-                message_id: &send.message_id,
-                subject: &send.subject,
+                message_id,
+                subject: &row.subject,
                 text: "Hello, a warm-up message.",
                 html: "<p>Hello, a warm-up message.</p>",
                 in_reply_to: None,

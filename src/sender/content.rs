@@ -124,14 +124,18 @@ pub struct Library {
 }
 
 impl Library {
-    /// The template a message uses, if any. Decided by its Message-ID alone, so the scheduler
-    /// (which writes the subject) and the sender (which writes the body) agree.
-    pub fn pick(&self, message_id: &str) -> Option<&super::template::Template> {
+    /// The template a message uses, if any. Decided by its [`content_key`] alone, so the
+    /// scheduler (which writes the subject) and the sender (which writes the body) agree.
+    pub fn pick(&self, key: ContentKey) -> Option<&super::template::Template> {
         use sha2::Digest as _;
         if self.templates.is_empty() || self.share <= 0.0 {
             return None;
         }
-        let digest = sha2::Sha256::digest(crate::mark::bare_message_id(message_id).as_bytes());
+        let digest = sha2::Sha256::new()
+            .chain_update(key.campaign_id.to_be_bytes())
+            .chain_update(key.seed_id.to_be_bytes())
+            .chain_update(key.created_at.to_be_bytes())
+            .finalize();
         let h = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
         let draw = (h % 10_000) as f64 / 10_000.0;
         (draw < self.share)
@@ -139,8 +143,8 @@ impl Library {
     }
 
     /// The subject of a message: its template's, or one from the corpus.
-    pub fn subject(&self, message_id: &str, sender_name: &str, weekday: chrono::Weekday) -> String {
-        match self.pick(message_id) {
+    pub fn subject(&self, key: ContentKey, sender_name: &str, weekday: chrono::Weekday) -> String {
+        match self.pick(key) {
             Some(t) => t.subject(&super::template::Vars {
                 seed_name: "",
                 sender_name,
@@ -158,16 +162,26 @@ pub fn sender_name(s: &crate::store::senders::SenderRecord) -> String {
         .unwrap_or_else(|| name_from_local(s.address.local()))
 }
 
+/// What decides an outbox row's template: its campaign, seed and creation time, all known
+/// when the row is written (the subject is chosen then) and never changed after (a retry
+/// moves `run_at`; the Message-ID comes only with the claim).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentKey {
+    pub campaign_id: i64,
+    pub seed_id: i64,
+    pub created_at: i64,
+}
+
 /// The body of one message: its template's (see [`Library::pick`]), or from the corpus.
 /// `weekday` is asked for only when a template is used.
 pub fn generate_for(
     library: &Library,
-    message_id: &str,
+    key: ContentKey,
     recipient_name: &str,
     sender_name: &str,
     weekday: impl FnOnce() -> chrono::Weekday,
 ) -> Content {
-    match library.pick(message_id) {
+    match library.pick(key) {
         Some(t) => {
             let vars = super::template::Vars {
                 seed_name: recipient_name,
@@ -248,7 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn templates_are_mixed_in_at_the_share_and_chosen_by_message_id() {
+    fn templates_are_mixed_in_at_the_share_and_chosen_by_content_key() {
         let t = super::super::template::Template::parse(
             "On {{weekday}}",
             "Hi {{seed_name}},\n\nnothing to add.\n{{sender_name}}",
@@ -260,16 +274,22 @@ mod tests {
             templates: vec![t],
             share: 0.3,
         };
-        let ids: Vec<String> = (0..2000).map(|i| format!("<{i}@sender.test>")).collect();
-        let used = ids.iter().filter(|id| lib.pick(id).is_some()).count();
+        let ids: Vec<ContentKey> = (0..2000)
+            .map(|seed_id| ContentKey {
+                campaign_id: 7,
+                seed_id,
+                created_at: 1_800_000_000,
+            })
+            .collect();
+        let used = ids.iter().filter(|id| lib.pick(**id).is_some()).count();
         assert!(
             (500..700).contains(&used),
             "{used} of 2000 at a share of 0.3"
         );
         for id in &ids {
-            let c = generate_for(&lib, id, "Ann", "Bo", || chrono::Weekday::Fri);
-            let subject = lib.subject(id, "Bo", chrono::Weekday::Fri);
-            if lib.pick(id).is_some() {
+            let c = generate_for(&lib, *id, "Ann", "Bo", || chrono::Weekday::Fri);
+            let subject = lib.subject(*id, "Bo", chrono::Weekday::Fri);
+            if lib.pick(*id).is_some() {
                 assert_eq!(
                     (c.subject.as_str(), subject.as_str()),
                     ("On Friday", "On Friday")
@@ -280,7 +300,7 @@ mod tests {
             }
         }
         let none = Library::default();
-        assert!(none.pick(&ids[0]).is_none());
+        assert!(none.pick(ids[0]).is_none());
     }
 
     #[test]

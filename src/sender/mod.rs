@@ -673,7 +673,11 @@ impl Dispatcher {
         let s = &sender.record;
         let content = content::generate_for(
             &self.app.config.content,
-            &row.message_id,
+            content::ContentKey {
+                campaign_id: row.campaign_id,
+                seed_id: row.seed_id,
+                created_at: row.created_at,
+            },
             &content::name_from_local(seed.record.address.local()),
             &content::sender_name(s),
             || {
@@ -877,13 +881,12 @@ plan = {{ start_per_day = 1, max_per_day = {max_per_day} }}
         .await
         .unwrap();
         let seeds = store::seeds::list(pool).await.unwrap();
-        let domain = crate::domain::DomainName::parse("sender.test").unwrap();
         for i in 0..n {
             let send = store::outbox::NewSend {
                 campaign_id: c.id,
                 seed_id: seeds[i % seeds.len()].id,
                 kind: crate::domain::SendKind::Warmup,
-                message_id: message::new_message_id(&domain),
+                message_id: None,
                 subject: content::subject(),
                 in_reply_to: None,
                 plan_day: None,

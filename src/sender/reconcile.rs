@@ -29,9 +29,18 @@ pub async fn run_once(app: &App) -> anyhow::Result<ReconcileReport> {
     let mut report = ReconcileReport::default();
     // How long after the lease expired a message may still be on its way before it is resent.
     let resend_after = app.config.warmup.resend_after_secs as i64;
-    let mut by_seed: BTreeMap<i64, Vec<OutboxRow>> = BTreeMap::new();
+    let mut by_seed: BTreeMap<i64, Vec<(String, OutboxRow)>> = BTreeMap::new();
     for row in store::outbox::expired_sending(pool, now).await? {
-        if store::ledger::get_by_message_id(pool, &row.message_id)
+        let Some(message_id) = row.message_id.clone() else {
+            // The claim gives a row its Message-ID before the relay hears of it (the schema
+            // holds a `sending` row to having one): without one, nothing went out.
+            let why = "interrupted before sending: no Message-ID was assigned";
+            if store::outbox::release_for_retry(pool, row.id, now, why).await? {
+                report.released += 1;
+            }
+            continue;
+        };
+        if store::ledger::get_by_message_id(pool, &message_id)
             .await?
             .is_some()
         {
@@ -47,7 +56,10 @@ pub async fn run_once(app: &App) -> anyhow::Result<ReconcileReport> {
             }
             continue;
         }
-        by_seed.entry(row.seed_id).or_default().push(row);
+        by_seed
+            .entry(row.seed_id)
+            .or_default()
+            .push((message_id, row));
     }
     for (seed_id, rows) in by_seed {
         let Some(seed) = store::seeds::get(pool, seed_id).await? else {
@@ -55,20 +67,20 @@ pub async fn run_once(app: &App) -> anyhow::Result<ReconcileReport> {
         };
         match find_in_mailbox(app, &seed, &rows).await {
             Ok(found) => {
-                for row in &rows {
+                for (message_id, row) in &rows {
                     let now = app.clock.now();
-                    if let Some(folder) = found.get(&row.message_id) {
+                    if let Some(folder) = found.get(message_id) {
                         let note = format!(
                             "found in {folder} of the seed mailbox after an interrupted send"
                         );
                         if store::reconcile::confirm_sent(pool, row.id, &note, now).await? {
-                            tracing::info!(message_id = %row.message_id, %folder, "interrupted send confirmed delivered");
+                            tracing::info!(%message_id, %folder, "interrupted send confirmed delivered");
                             report.confirmed += 1;
                         }
                     } else if now - row.lease_until.unwrap_or(now) >= resend_after {
                         let why = "not delivered after an interrupted send: sending again";
                         if store::outbox::release_for_retry(pool, row.id, now, why).await? {
-                            tracing::warn!(message_id = %row.message_id, "interrupted send not delivered: queued again");
+                            tracing::warn!(%message_id, "interrupted send not delivered: queued again");
                             report.released += 1;
                         }
                     } else {
@@ -89,7 +101,7 @@ pub async fn run_once(app: &App) -> anyhow::Result<ReconcileReport> {
 async fn find_in_mailbox(
     app: &App,
     seed: &store::seeds::SeedRow,
-    rows: &[OutboxRow],
+    rows: &[(String, OutboxRow)],
 ) -> anyhow::Result<BTreeMap<String, String>> {
     let mut session =
         crate::engagement::login::open(app, &seed.record.imap, Duration::from_secs(30)).await?;
@@ -97,16 +109,16 @@ async fn find_in_mailbox(
     let mut found = BTreeMap::new();
     for (folder, _) in &folders.scan {
         session.select(folder).await?;
-        for row in rows {
-            if found.contains_key(&row.message_id) {
+        for (message_id, _) in rows {
+            if found.contains_key(message_id) {
                 continue;
             }
-            let bare = crate::mark::bare_message_id(&row.message_id).replace(['"', '\\'], "");
+            let bare = crate::mark::bare_message_id(message_id).replace(['"', '\\'], "");
             let hits = session
                 .uid_search(format!("HEADER Message-ID \"{bare}\""))
                 .await?;
             if !hits.is_empty() {
-                found.insert(row.message_id.clone(), folder.clone());
+                found.insert(message_id.clone(), folder.clone());
             }
         }
     }

@@ -22,8 +22,9 @@ pub struct NewSend {
     pub campaign_id: i64,
     pub seed_id: i64,
     pub kind: SendKind,
-    /// The Message-ID header (unique); also the ledger's key.
-    pub message_id: String,
+    /// The Message-ID header (unique); also the ledger's key. `None` for a planned warm-up
+    /// message: the claim that sends it gives it one (see [`claim_for_send`]).
+    pub message_id: Option<String>,
     pub subject: String,
     pub in_reply_to: Option<String>,
     /// YYYY-MM-DD in the sender's time zone: the plan day this send counts against.
@@ -38,7 +39,8 @@ pub struct OutboxRow {
     pub campaign_id: i64,
     pub seed_id: i64,
     pub kind: SendKind,
-    pub message_id: String,
+    /// Set from the row's first claim on (a row that never went to the relay may have none).
+    pub message_id: Option<String>,
     pub subject: String,
     pub in_reply_to: Option<String>,
     pub status: OutboxStatus,
@@ -85,14 +87,43 @@ macro_rules! outbox_cols {
 // `outbox_due` keys quarter-hour slots (`run_at / 900`, see migration 20261129000100): the
 // claim walks the index in its own order — the oldest slot first, by id within a slot — and
 // stops at the limit, however many rows are due (after an outage, say); it never sorts them.
+//
+// The claim gives a row its Message-ID (a retried row keeps the one it has): 128 random bits
+// in hex at the sender's domain, from the database's own generator (SQLite's `randomblob`,
+// PostgreSQL's `gen_random_uuid`, both seeded by the system). Planning writes rows without
+// one, so its million rows a day skip the unique index; every row that reaches the relay has
+// one, stored by the claim before the SMTP transaction starts (the reconciler looks for it).
 macro_rules! claim_sql {
-    ($status:literal, $open:literal, $close:literal) => {
-        claim_sql!($status, $open, $close, outbox_cols!())
+    (sqlite $($cols:expr)?) => {
+        claim_sql!(
+            "+status", "IN (", ")",
+            "lower(hex(randomblob(16)))",
+            "substr(s.address, instr(s.address, '@') + 1)"
+            $(, $cols)?
+        )
     };
-    ($status:literal, $open:literal, $close:literal, $cols:expr) => {
+    (postgres $($cols:expr)?) => {
+        claim_sql!(
+            "status", "= ANY(ARRAY(", " FOR UPDATE SKIP LOCKED))",
+            "replace(gen_random_uuid()::text, '-', '')",
+            "split_part(s.address, '@', 2)"
+            $(, $cols)?
+        )
+    };
+    ($status:literal, $open:literal, $close:literal, $random:literal, $domain:literal) => {
+        claim_sql!($status, $open, $close, $random, $domain, outbox_cols!())
+    };
+    ($status:literal, $open:literal, $close:literal, $random:literal, $domain:literal,
+     $cols:expr) => {
         concat!(
             "UPDATE outbox SET status = $1, lease_owner = $2, lease_until = $3, \
-               attempts = attempts + 1 \
+               attempts = attempts + 1, \
+               message_id = COALESCE(message_id, '<' || ",
+            $random,
+            " || '@' || (SELECT ",
+            $domain,
+            " FROM campaigns c JOIN senders s ON s.id = c.sender_id \
+               WHERE c.id = outbox.campaign_id) || '>') \
              WHERE ",
             $status,
             " = $4 AND id ",
@@ -111,7 +142,7 @@ macro_rules! claim_sql {
 /// The columns of a [`Claimed`] row.
 macro_rules! claimed_cols {
     () => {
-        "id, campaign_id, seed_id, message_id, subject, in_reply_to, run_at, attempts"
+        "id, campaign_id, seed_id, message_id, subject, in_reply_to, run_at, attempts, created_at"
     };
 }
 
@@ -195,8 +226,8 @@ pub async fn claim_due_on(
     limit: i64,
 ) -> Result<Vec<OutboxRow>, StoreError> {
     let sql = match backend_of(conn) {
-        Backend::Postgres => claim_sql!("status", "= ANY(ARRAY(", " FOR UPDATE SKIP LOCKED))"),
-        Backend::Sqlite => claim_sql!("+status", "IN (", ")"),
+        Backend::Postgres => claim_sql!(postgres),
+        Backend::Sqlite => claim_sql!(sqlite),
     };
     let mut rows = claim_query(sql, now, owner, lease_secs, limit)
         .fetch_all(&mut *conn)
@@ -220,6 +251,9 @@ pub struct Claimed {
     pub run_at: i64,
     /// Claims so far, this one included.
     pub attempts: i64,
+    /// When the row was written (with its campaign and seed: its
+    /// [`crate::sender::content::ContentKey`]).
+    pub created_at: i64,
 }
 
 /// [`claim_due`] for the sender, on a connection it holds (one for all its claims and
@@ -233,13 +267,8 @@ pub async fn claim_for_send(
     limit: i64,
 ) -> Result<Vec<Claimed>, StoreError> {
     let sql = match backend_of(conn) {
-        Backend::Postgres => claim_sql!(
-            "status",
-            "= ANY(ARRAY(",
-            " FOR UPDATE SKIP LOCKED))",
-            claimed_cols!()
-        ),
-        Backend::Sqlite => claim_sql!("+status", "IN (", ")", claimed_cols!()),
+        Backend::Postgres => claim_sql!(postgres claimed_cols!()),
+        Backend::Sqlite => claim_sql!(sqlite claimed_cols!()),
     };
     let mut rows = claim_query(sql, now, owner, lease_secs, limit)
         .fetch_all(&mut *conn)
@@ -255,6 +284,7 @@ pub async fn claim_for_send(
                 in_reply_to: row::text_opt(r, "in_reply_to")?,
                 run_at: row::int(r, "run_at")?,
                 attempts: row::int(r, "attempts")?,
+                created_at: row::int(r, "created_at")?,
             })
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
@@ -678,7 +708,7 @@ fn decode(r: &AnyRow) -> Result<OutboxRow, StoreError> {
         campaign_id: row::int(r, "campaign_id")?,
         seed_id: row::int(r, "seed_id")?,
         kind: row::parsed(r, TABLE, "kind")?,
-        message_id: row::text(r, "message_id")?,
+        message_id: row::text_opt(r, "message_id")?,
         subject: row::text(r, "subject")?,
         in_reply_to: row::text_opt(r, "in_reply_to")?,
         status: row::parsed(r, TABLE, "status")?,
@@ -716,7 +746,7 @@ mod tests {
         let store = Store::connect("sqlite::memory:").await.unwrap();
         let mut conn = store.pool().acquire().await.unwrap();
         let plan = |sql: &str| format!("EXPLAIN QUERY PLAN {sql}");
-        let claim = claim_sql!("+status", "IN (", ")");
+        let claim = claim_sql!(sqlite);
         let expiry = concat!(
             "SELECT id FROM outbox WHERE status = 'sending' AND lease_until < 1 ",
             "ORDER BY lease_until, id"
@@ -796,7 +826,9 @@ mod tests {
                 campaign_id,
                 seed_id,
                 kind: SendKind::Warmup,
-                message_id: format!("<{i}@warm.test>"),
+                // A reply-like row has its Message-ID already; planned ones get theirs
+                // from the claim.
+                message_id: (i == 0).then(|| "<0@warm.test>".to_owned()),
                 subject: format!("hello {i}"),
                 in_reply_to: (i == 0).then(|| "<parent@warm.test>".to_owned()),
                 plan_day: None,
@@ -819,6 +851,31 @@ mod tests {
             (first.campaign_id, first.seed_id, first.attempts),
             (campaign_id, seed_id, 1)
         );
+        // The claim kept the Message-ID the row had and gave the others fresh ones: 32 hex
+        // digits at the sender's domain, all different, stored with the claim.
+        assert_eq!(first.message_id, "<0@warm.test>");
+        let fresh = |id: &str| {
+            id.strip_prefix('<')
+                .and_then(|id| id.strip_suffix("@warm.test>"))
+                .is_some_and(|hex| hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        };
+        assert!(mine[1..].iter().all(|r| fresh(&r.message_id)), "{mine:?}");
+        let distinct: std::collections::HashSet<&str> =
+            mine.iter().map(|r| r.message_id.as_str()).collect();
+        assert_eq!(distinct.len(), mine.len());
+        let stored = get(&mut *conn, mine[5].id).await.unwrap().unwrap();
+        assert_eq!(
+            stored.message_id.as_deref(),
+            Some(mine[5].message_id.as_str())
+        );
+        let planned: Vec<OutboxRow> = list_for_campaign(&mut *conn, campaign_id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.status == OutboxStatus::Planned)
+            .collect();
+        assert_eq!(planned.len(), 2);
+        assert!(planned.iter().all(|r| r.message_id.is_none()));
         let full = get(&mut *conn, first.id).await.unwrap().unwrap();
         assert_eq!(full.status, OutboxStatus::Sending);
         assert_eq!(full.lease_until, Some(1060));
@@ -871,6 +928,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(theirs_back.len(), 1);
+        // Sent again under the Message-ID it had: a retry is the same message.
+        assert_eq!(
+            Some(theirs_back[0].message_id.as_str()),
+            theirs[1].message_id.as_deref()
+        );
         let mixed = vec![
             (theirs_back[0].id, "250 mine now".to_owned()),
             (theirs[0].id, "250 not mine".to_owned()),
@@ -880,6 +942,152 @@ mod tests {
             .unwrap();
         assert_eq!(marked, vec![theirs_back[0].id]);
         drop(conn);
+        store.close().await;
+    }
+
+    /// The SQLite migration that lets planned rows wait without a Message-ID rebuilds the
+    /// outbox: the rows, their ids and AUTOINCREMENT's high mark, the references to and from
+    /// it, and the triggers that read it all come through, and the new rules hold.
+    #[tokio::test]
+    async fn sqlite_outbox_rebuild_keeps_rows_references_and_ids() {
+        const REBUILD: &str = "20261130000000";
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("migrations");
+        std::fs::create_dir(&old).unwrap();
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            if name.as_str() < REBUILD {
+                std::fs::copy(&path, old.join(&name)).unwrap();
+            }
+        }
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("h.db").display());
+        sqlx::any::install_default_drivers();
+        let before = sqlx::AnyPool::connect(&url).await.unwrap();
+        sqlx::migrate::Migrator::new(old.as_path())
+            .await
+            .unwrap()
+            .run(&before)
+            .await
+            .unwrap();
+        // A sender, a seed and a campaign as the store writes them; a sent row with its
+        // placement and an engagement event, a planned row, and a high mark above both ids
+        // (rows deleted since).
+        let store_like = Store {
+            pool: before.clone(),
+            backend: Backend::Sqlite,
+            pg_options: None,
+            sqlite_options: None,
+        };
+        let (campaign_id, seed_id) = campaign(&store_like).await;
+        for sql in [
+            format!(
+                "INSERT INTO outbox (id, campaign_id, seed_id, kind, message_id, subject, status, \
+                 plan_day, run_at, sent_at, lease_owner, created_at) VALUES \
+                 (7, {campaign_id}, {seed_id}, 'warmup', '<sent@warm.test>', 'hi', 'sent', \
+                  '2026-11-29', 100, 110, 'node', 50), \
+                 (8, {campaign_id}, {seed_id}, 'warmup', '<planned@warm.test>', 'hey', \
+                  'planned', '2026-11-29', 200, NULL, NULL, 50)"
+            ),
+            format!(
+                "INSERT INTO placements (id, outbox_id, seed_id, message_id, placement, provider, \
+                 created_at) VALUES (3, 7, {seed_id}, '<sent@warm.test>', 'inbox', 'gmail', 120)"
+            ),
+            "INSERT INTO engagement_events (placement_id, action, at) VALUES (3, 'open', 130)"
+                .to_owned(),
+            "UPDATE sqlite_sequence SET seq = 41 WHERE name = 'outbox'".to_owned(),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&before)
+                .await
+                .unwrap();
+        }
+        before.close().await;
+
+        let store = Store::connect(&url).await.unwrap();
+        let pool = store.pool();
+        let rows = list_for_campaign(pool, campaign_id).await.unwrap();
+        let kept: Vec<_> = rows
+            .iter()
+            .map(|r| (r.id, r.message_id.as_deref(), r.status, r.sent_at))
+            .collect();
+        assert_eq!(
+            kept,
+            vec![
+                (7, Some("<sent@warm.test>"), OutboxStatus::Sent, Some(110)),
+                (8, Some("<planned@warm.test>"), OutboxStatus::Planned, None)
+            ]
+        );
+        // The high mark moved with the table: no id is handed out twice.
+        let mut send = NewSend {
+            campaign_id,
+            seed_id,
+            kind: SendKind::Warmup,
+            message_id: None,
+            subject: "later".into(),
+            in_reply_to: None,
+            plan_day: None,
+            run_at: 300,
+        };
+        assert_eq!(enqueue(pool, &send, 60).await.unwrap(), 42);
+        // Message-IDs are still unique where they are set, and a row that went to the relay
+        // must have one.
+        send.message_id = Some("<sent@warm.test>".into());
+        let dup = enqueue(pool, &send, 60).await.unwrap_err();
+        assert!(dup.is_unique_violation(), "{dup}");
+        let bare =
+            sqlx::query("UPDATE outbox SET status = 'sent', message_id = NULL WHERE id = 42")
+                .execute(pool)
+                .await;
+        assert!(bare.is_err(), "a sent row without a Message-ID");
+        // Foreign keys are enforced again, both ways.
+        let orphan = sqlx::query(
+            "INSERT INTO placements (outbox_id, seed_id, message_id, placement, provider, \
+             created_at) VALUES (999, 1, '<x@warm.test>', 'inbox', 'gmail', 1)",
+        )
+        .execute(pool)
+        .await;
+        assert!(orphan.is_err(), "a placement of no outbox row");
+        assert!(
+            sqlx::query("DELETE FROM outbox WHERE id = 7")
+                .execute(pool)
+                .await
+                .is_err()
+        );
+        // The triggers of the tables that read the outbox were made again.
+        sqlx::query("DELETE FROM rollup_dirty")
+            .execute(pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO engagement_events (placement_id, action, at) VALUES (3, 'star', 140)",
+        )
+        .execute(pool)
+        .await
+        .unwrap();
+        let dirty: Vec<(i64, String)> =
+            sqlx::query("SELECT campaign_id, plan_day FROM rollup_dirty")
+                .fetch_all(pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    (
+                        row::int(r, "campaign_id").unwrap(),
+                        row::text(r, "plan_day").unwrap(),
+                    )
+                })
+                .collect();
+        assert_eq!(dirty, vec![(campaign_id, "2026-11-29".to_owned())]);
+        let check: Vec<String> = sqlx::query("PRAGMA integrity_check")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| sqlx::Row::get::<String, _>(r, 0))
+            .collect();
+        assert_eq!(check, vec!["ok".to_owned()]);
         store.close().await;
     }
 

@@ -120,12 +120,13 @@ fn full_outbox_sql(backend: Backend) -> &'static str {
 }
 
 /// The columns a planning batch shares: every row of one campaign day's plan has the same
-/// kind, plan day and no `In-Reply-To`, so a statement binds them once instead of per row.
-const UNIFORM_HEAD: &str = "INSERT INTO outbox (campaign_id, seed_id, message_id, subject, \
-     run_at, kind, status, plan_day, in_reply_to, created_at) \
-     SELECT column1, column2, column3, column4, column5, ";
+/// kind, plan day, no `In-Reply-To` and no Message-ID yet (the claim gives it one), so a
+/// statement binds them once instead of per row.
+const UNIFORM_HEAD: &str = "INSERT INTO outbox (campaign_id, seed_id, subject, run_at, \
+     kind, status, plan_day, in_reply_to, message_id, created_at) \
+     SELECT column1, column2, column3, column4, ";
 /// Per-row parameters of the uniform statement, and the shared ones bound once before them.
-const UNIFORM_COLUMNS: usize = 5;
+const UNIFORM_COLUMNS: usize = 4;
 const UNIFORM_SHARED: usize = 4;
 
 /// Rows in one full uniform statement.
@@ -133,12 +134,12 @@ fn uniform_chunk(backend: Backend) -> usize {
     (max_params(backend) - UNIFORM_SHARED) / UNIFORM_COLUMNS
 }
 
-/// `INSERT … SELECT column1…column5, <shared> FROM (VALUES …)` for `rows` rows. A VALUES
+/// `INSERT … SELECT column1…column4, <shared> FROM (VALUES …)` for `rows` rows. A VALUES
 /// list names its columns `column1`, `column2`, … on SQLite and on PostgreSQL alike.
 fn uniform_sql(backend: Backend, rows: usize) -> String {
     let shared = match backend {
-        Backend::Sqlite => "?, ?, ?, NULL, ? FROM (VALUES ".to_owned(),
-        Backend::Postgres => "$1, $2, $3, NULL, $4 FROM (VALUES ".to_owned(),
+        Backend::Sqlite => "?, ?, ?, NULL, NULL, ? FROM (VALUES ".to_owned(),
+        Backend::Postgres => "$1, $2, $3, NULL, NULL, $4 FROM (VALUES ".to_owned(),
     };
     let mut sql = values_sql_from(
         backend,
@@ -163,7 +164,8 @@ fn full_uniform_sql(backend: Backend) -> &'static str {
     cell.get_or_init(|| uniform_sql(backend, uniform_chunk(backend)))
 }
 
-/// The kind and plan day every send shares, when they all share them and none replies.
+/// The kind and plan day every send shares, when they all share them, none replies and none
+/// has a Message-ID yet.
 fn shared_columns(sends: &[NewSend]) -> Option<(SendKind, &str)> {
     let first = sends.first()?;
     let plan_day = first.plan_day.as_deref()?;
@@ -172,6 +174,7 @@ fn shared_columns(sends: &[NewSend]) -> Option<(SendKind, &str)> {
         .all(|s| {
             s.kind == first.kind
                 && s.in_reply_to.is_none()
+                && s.message_id.is_none()
                 && s.plan_day.as_deref() == Some(plan_day)
         })
         .then_some((first.kind, plan_day))
@@ -182,8 +185,8 @@ fn shared_columns(sends: &[NewSend]) -> Option<(SendKind, &str)> {
 /// days for the roll-ups. Returns the rows inserted. The seeds' loads are the caller's
 /// ([`add_seed_loads`]; planning writes both with [`write_batch`]).
 ///
-/// Sends that share their kind and plan day and reply to nothing (a day's planning) bind
-/// five parameters a row instead of ten: half the binding, converting and copying.
+/// Sends that share their kind and plan day, reply to nothing and have no Message-ID yet (a
+/// day's planning) bind four parameters a row instead of ten.
 pub async fn enqueue_many(
     conn: &mut AnyConnection,
     sends: &[NewSend],
@@ -210,7 +213,6 @@ pub async fn enqueue_many(
                 q = q
                     .bind(s.campaign_id)
                     .bind(s.seed_id)
-                    .bind(s.message_id.as_str())
                     .bind(s.subject.as_str())
                     .bind(s.run_at);
             }
@@ -235,7 +237,7 @@ pub async fn enqueue_many(
                 .bind(s.campaign_id)
                 .bind(s.seed_id)
                 .bind(s.kind.as_str())
-                .bind(s.message_id.as_str())
+                .bind(s.message_id.as_deref())
                 .bind(s.subject.as_str())
                 .bind(s.in_reply_to.as_deref())
                 .bind(OutboxStatus::Planned.as_str())
@@ -584,7 +586,6 @@ pub async fn write_batch_sqlite(
                 q = q
                     .bind(s.campaign_id)
                     .bind(s.seed_id)
-                    .bind(s.message_id)
                     .bind(s.subject)
                     .bind(s.run_at);
             }
@@ -704,7 +705,7 @@ fn copy_row(out: &mut Vec<u8>, s: &NewSend, now: i64) {
         s.seed_id,
         s.kind.as_str()
     );
-    copy_text(out, Some(&s.message_id));
+    copy_text(out, s.message_id.as_deref());
     out.push(b'\t');
     copy_text(out, Some(&s.subject));
     out.push(b'\t');
@@ -779,7 +780,7 @@ mod tests {
         assert_eq!(
             uniform_sql(Backend::Postgres, 2),
             format!(
-                "{UNIFORM_HEAD}$1, $2, $3, NULL, $4 FROM (VALUES ($5,$6,$7,$8,$9),($10,$11,$12,$13,$14)) AS v"
+                "{UNIFORM_HEAD}$1, $2, $3, NULL, NULL, $4 FROM (VALUES ($5,$6,$7,$8),($9,$10,$11,$12)) AS v"
             )
         );
     }

@@ -65,7 +65,8 @@ pub async fn queue(
     let done = sqlx::query(
         "INSERT INTO outbox (campaign_id, seed_id, kind, message_id, subject, in_reply_to, \
            body, status, run_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (message_id) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (message_id) WHERE message_id IS NOT NULL DO NOTHING",
     )
     .bind(r.campaign_id)
     .bind(r.seed_id)

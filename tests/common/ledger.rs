@@ -32,7 +32,7 @@ pub async fn delivered(pool: &AnyPool, d: Delivered<'_>) -> i64 {
             campaign_id: d.campaign_id,
             seed_id: d.seed_id,
             kind: SendKind::Warmup,
-            message_id: d.message_id.clone(),
+            message_id: Some(d.message_id.clone()),
             subject: "hi".into(),
             in_reply_to: None,
             plan_day: d.plan_day,
