@@ -495,6 +495,35 @@ async fn planning_writers_keep_rows_and_references() {
             .await
             .unwrap();
         assert_eq!((days, rows), (0, 0));
+
+        // A send with its Message-ID and a parent goes in with every column (the full COPY
+        // row on PostgreSQL, texts escaped; the ten-column INSERT on SQLite).
+        let mut full = send(cy, seed_ids[1], 200, 400_000);
+        full.plan_day = Some("2026-12-02".to_owned());
+        full.message_id = Some("<full\\row@planning.test>".to_owned());
+        full.in_reply_to = Some("<parent\tx@planning.test>".to_owned());
+        let written = write(PlanBatch {
+            claims: claims("2026-12-02", std::slice::from_ref(&full))[1..].to_vec(),
+            sends: vec![full.clone()],
+        })
+        .await
+        .unwrap();
+        assert_eq!(written, 1);
+        let row = row_of(pool, &full).await.expect("written");
+        assert_eq!(
+            (
+                row.message_id.as_deref(),
+                row.in_reply_to.as_deref(),
+                row.status,
+                row.subject.as_str()
+            ),
+            (
+                full.message_id.as_deref(),
+                full.in_reply_to.as_deref(),
+                OutboxStatus::Planned,
+                full.subject.as_str()
+            )
+        );
         store.close().await;
     })
     .await;
