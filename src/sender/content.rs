@@ -124,7 +124,7 @@ pub struct Library {
 }
 
 impl Library {
-    /// The template a message uses, if any. Decided by its [`content_key`] alone, so the
+    /// The template a message uses, if any. Decided by its [`ContentKey`] alone, so the
     /// scheduler (which writes the subject) and the sender (which writes the body) agree.
     pub fn pick(&self, key: ContentKey) -> Option<&super::template::Template> {
         use sha2::Digest as _;

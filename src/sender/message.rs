@@ -21,10 +21,10 @@ pub enum BuildError {
     Build(String),
 }
 
-/// A fresh Message-ID in the sender's domain: `<uuid-v7@domain>`. The time comes first, so
-/// new Message-IDs sort after old ones (the outbox's unique index grows at its end); the 74
-/// random bits come from the thread's generator (planning makes a million a day, and
-/// `Uuid::now_v7` asks the kernel for each).
+/// A fresh Message-ID in the sender's domain, `<uuid-v7@domain>`, for a message that has its
+/// Message-ID before any claim (tools, tests; warm-up rows get theirs from the outbox claim,
+/// in SQL, of the same shape: 32 hex digits, the time first so that the outbox's unique index
+/// grows at its end). The 74 random bits come from the thread's generator.
 pub fn new_message_id(domain: &DomainName) -> String {
     // The wall clock, not the scalable `Clock`: this time decides nothing, it only keeps the
     // index's insertions at its end (as `Uuid::now_v7` did).

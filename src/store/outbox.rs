@@ -115,16 +115,16 @@ macro_rules! claim_sql {
             $(, $cols)?
         )
     };
-    ($status:literal, $open:literal, $close:literal, $random:literal, $domain:literal) => {
-        claim_sql!($status, $open, $close, $random, $domain, outbox_cols!())
+    ($status:literal, $open:literal, $close:literal, $id:literal, $domain:literal) => {
+        claim_sql!($status, $open, $close, $id, $domain, outbox_cols!())
     };
-    ($status:literal, $open:literal, $close:literal, $random:literal, $domain:literal,
+    ($status:literal, $open:literal, $close:literal, $id:literal, $domain:literal,
      $cols:expr) => {
         concat!(
             "UPDATE outbox SET status = $1, lease_owner = $2, lease_until = $3, \
                attempts = attempts + 1, \
                message_id = COALESCE(message_id, '<' || ",
-            $random,
+            $id,
             " || '@' || (SELECT ",
             $domain,
             " FROM campaigns c JOIN senders s ON s.id = c.sender_id \

@@ -684,11 +684,7 @@ pub async fn write_batch_pg(
             .all(|s| s.message_id.is_none() && s.in_reply_to.is_none());
         let mut data = Vec::with_capacity(batch.sends.len() * 96);
         for s in &batch.sends {
-            if lean {
-                copy_lean_row(&mut data, s, now);
-            } else {
-                copy_row(&mut data, s, now);
-            }
+            copy_row(&mut data, s, now, lean);
         }
         let mut copy = tx
             .copy_in_raw(if lean {
@@ -709,8 +705,10 @@ pub async fn write_batch_pg(
 }
 
 /// One row of `COPY … FROM STDIN` in PostgreSQL's text format: tab-separated, `\N` for
-/// NULL, and backslash, tab, newline and carriage return escaped in text.
-fn copy_row(out: &mut Vec<u8>, s: &NewSend, now: i64) {
+/// NULL, and backslash, tab, newline and carriage return escaped in text. `lean` leaves out
+/// the columns a planned warm-up row leaves to their defaults (`message_id`, `in_reply_to`,
+/// `status`).
+fn copy_row(out: &mut Vec<u8>, s: &NewSend, now: i64, lean: bool) {
     use std::io::Write as _;
     let _ = write!(
         out,
@@ -719,31 +717,18 @@ fn copy_row(out: &mut Vec<u8>, s: &NewSend, now: i64) {
         s.seed_id,
         s.kind.as_str()
     );
-    copy_text(out, s.message_id.as_deref());
-    out.push(b'\t');
+    if !lean {
+        copy_text(out, s.message_id.as_deref());
+        out.push(b'\t');
+    }
     copy_text(out, Some(&s.subject));
     out.push(b'\t');
-    copy_text(out, s.in_reply_to.as_deref());
-    out.push(b'\t');
-    out.extend_from_slice(OutboxStatus::Planned.as_str().as_bytes());
-    out.push(b'\t');
-    copy_text(out, s.plan_day.as_deref());
-    let _ = writeln!(out, "\t{}\t{}", s.run_at, now);
-}
-
-/// [`copy_row`] without the columns a planned warm-up row leaves to their defaults
-/// (`message_id`, `in_reply_to`, `status`).
-fn copy_lean_row(out: &mut Vec<u8>, s: &NewSend, now: i64) {
-    use std::io::Write as _;
-    let _ = write!(
-        out,
-        "{}\t{}\t{}\t",
-        s.campaign_id,
-        s.seed_id,
-        s.kind.as_str()
-    );
-    copy_text(out, Some(&s.subject));
-    out.push(b'\t');
+    if !lean {
+        copy_text(out, s.in_reply_to.as_deref());
+        out.push(b'\t');
+        out.extend_from_slice(OutboxStatus::Planned.as_str().as_bytes());
+        out.push(b'\t');
+    }
     copy_text(out, s.plan_day.as_deref());
     let _ = writeln!(out, "\t{}\t{}", s.run_at, now);
 }
