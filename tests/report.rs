@@ -360,11 +360,11 @@ async fn report_equals_a_plain_count(store: Store) {
     for (n, (day, provider, fate)) in TABLE.iter().enumerate() {
         write(&store, &w, n, day, *provider, *fate).await;
     }
-    assert!(rollup::dirty_count(store.pool()).await.unwrap() > 0);
+    assert!(rollup::dirty_count(&store).await.unwrap() > 0);
     let r = report::campaign_report(&store, "spring", 3, NOW)
         .await
         .unwrap();
-    assert_eq!(rollup::dirty_count(store.pool()).await.unwrap(), 0);
+    assert_eq!(rollup::dirty_count(&store).await.unwrap(), 0);
     assert_eq!(r.from, NaiveDate::from_ymd_opt(2026, 11, 27).unwrap());
     assert_eq!(r.to, NaiveDate::from_ymd_opt(2026, 11, 29).unwrap());
     check(&r, "2026-11-27", "2026-11-29");
@@ -457,7 +457,7 @@ async fn late_writes_refresh_old_days(store: Store) {
         .execute(pool)
         .await
         .unwrap();
-    assert_eq!(rollup::dirty_count(pool).await.unwrap(), 3);
+    assert_eq!(rollup::dirty_count(&store).await.unwrap(), 3);
     let r = report::campaign_report(&store, "spring", 3, NOW)
         .await
         .unwrap();

@@ -170,7 +170,8 @@ where
     sqlx::query(concat!(
         "SELECT ",
         placement_cols!(),
-        " FROM placements p WHERE p.message_id = $1"
+        // The outbox's unique index finds the row (placements have none by Message-ID).
+        " FROM placements p JOIN outbox o ON o.id = p.outbox_id WHERE o.message_id = $1"
     ))
     .bind(message_id)
     .fetch_optional(ex)

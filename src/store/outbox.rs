@@ -734,7 +734,7 @@ mod tests {
     use sqlx::Connection as _;
 
     use super::*;
-    use crate::domain::{EmailAddress, Endpoint, Provider, Source, TlsMode};
+    use crate::domain::{EmailAddress, Endpoint, Placement, Provider, Source, TlsMode};
     use crate::secrets::SecretRef;
     use crate::store::{campaigns, seeds, senders};
 
@@ -964,9 +964,9 @@ mod tests {
     /// The SQLite migration that lets planned rows wait without a Message-ID rebuilds the
     /// outbox: the rows, their ids and AUTOINCREMENT's high mark, the references to and from
     /// it, and the triggers that read it all come through, and the new rules hold.
-    #[tokio::test]
-    async fn sqlite_outbox_rebuild_keeps_rows_references_and_ids() {
-        const REBUILD: &str = "20261130000000";
+    /// A SQLite database in a temporary directory, migrated up to (not including) the
+    /// migration `version`: (directory, URL, pool).
+    async fn sqlite_before(version: &str) -> (tempfile::TempDir, String, sqlx::AnyPool) {
         let dir = tempfile::tempdir().unwrap();
         let old = dir.path().join("migrations");
         std::fs::create_dir(&old).unwrap();
@@ -974,7 +974,7 @@ mod tests {
         for entry in std::fs::read_dir(&src).unwrap() {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-            if name.as_str() < REBUILD {
+            if name.as_str() < version {
                 std::fs::copy(&path, old.join(&name)).unwrap();
             }
         }
@@ -987,6 +987,148 @@ mod tests {
             .run(&before)
             .await
             .unwrap();
+        (dir, url, before)
+    }
+
+    /// The SQLite migration that takes the per-row work off placement inserts rebuilds the
+    /// ledger without its UNIQUE Message-ID and drops the per-row roll-up trigger: rows, ids
+    /// and the high mark, references both ways and the engagement trigger come through, and
+    /// the roll-up refresh finds the placements inserted after it by their ids.
+    #[tokio::test]
+    async fn sqlite_placements_rebuild_keeps_rows_and_the_rollups_true() {
+        let (_dir, url, before) = sqlite_before("20261130000010").await;
+        let store_like = Store {
+            pool: before.clone(),
+            backend: Backend::Sqlite,
+            pg_options: None,
+            sqlite_options: None,
+        };
+        let (campaign_id, seed_id) = campaign(&store_like).await;
+        for sql in [
+            format!(
+                "INSERT INTO outbox (id, campaign_id, seed_id, kind, message_id, subject, status, \
+                 plan_day, run_at, sent_at, created_at) VALUES \
+                 (7, {campaign_id}, {seed_id}, 'warmup', '<a@warm.test>', 'hi', 'sent', \
+                  '2026-11-29', 100, 110, 50), \
+                 (8, {campaign_id}, {seed_id}, 'warmup', '<b@warm.test>', 'hey', 'sent', \
+                  '2026-11-30', 200, 210, 50)"
+            ),
+            format!(
+                "INSERT INTO placements (id, outbox_id, seed_id, message_id, placement, folder, \
+                 provider, seen_at, latency_secs, auth_spf, gmail_labels, gmail_tab, created_at) \
+                 VALUES (3, 7, {seed_id}, '<a@warm.test>', 'promotions', 'INBOX', 'gmail', 130, \
+                 20, 'pass', '[\"\\\\Inbox\"]', 'promotions', 130)"
+            ),
+            "INSERT INTO engagement_events (placement_id, action, at) VALUES (3, 'open', 140)"
+                .to_owned(),
+            "UPDATE sqlite_sequence SET seq = 20 WHERE name = 'placements'".to_owned(),
+            "DELETE FROM rollup_dirty".to_owned(),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&before)
+                .await
+                .unwrap();
+        }
+        before.close().await;
+
+        let store = Store::connect(&url).await.unwrap();
+        let pool = store.pool();
+        let kept = crate::store::ledger::get_by_message_id(pool, "<a@warm.test>")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept.id, 3);
+        assert_eq!(kept.record.outbox_id, 7);
+        assert_eq!(kept.record.placement, Placement::Promotions);
+        assert_eq!(kept.record.latency_secs, Some(20));
+        assert_eq!(kept.record.auth_spf.as_deref(), Some("pass"));
+        let gmail = kept.record.gmail.unwrap();
+        assert_eq!(gmail.labels, vec!["\\Inbox".to_owned()]);
+        // One unique index left: the outbox row's. No roll-up trigger on inserts.
+        let unique: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pragma_index_list('placements') WHERE \"unique\" = 1",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_eq!(unique, 1);
+        let triggers: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name IN \
+             ('placements', 'engagement_events') ORDER BY name",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert_eq!(triggers, vec!["engagement_events_rollup".to_owned()]);
+        // A new placement takes the next id above the high mark; the refresh marks its day
+        // (and only its day: the ones before the migration were marked by the trigger).
+        let placed = crate::store::ledger::record(
+            pool,
+            &crate::store::ledger::NewPlacement {
+                outbox_id: 8,
+                seed_id,
+                message_id: "<b@warm.test>".into(),
+                placement: Placement::Inbox,
+                folder: Some("INBOX".into()),
+                provider: Provider::Gmail,
+                seen_at: Some(230),
+                latency_secs: Some(20),
+                auth_spf: None,
+                auth_dkim: None,
+                auth_dmarc: None,
+                auth_results: None,
+                imap_uidvalidity: None,
+                imap_uid: None,
+                gmail: None,
+            },
+            230,
+        )
+        .await
+        .unwrap();
+        assert!(placed);
+        let id: i64 = sqlx::query_scalar("SELECT id FROM placements WHERE outbox_id = 8")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(id, 21);
+        assert_eq!(crate::store::rollup::dirty_count(&store).await.unwrap(), 1);
+        let done = crate::store::rollup::refresh(&store, None, 10).await.unwrap();
+        assert_eq!(done.days, 1);
+        assert_eq!(crate::store::rollup::dirty_count(&store).await.unwrap(), 0);
+        let days: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT day FROM placement_rollups ORDER BY day")
+                .fetch_all(pool)
+                .await
+                .unwrap();
+        assert_eq!(days, vec!["2026-11-30".to_owned()]);
+        // References hold both ways; the engagement trigger marks its day again.
+        let orphan = sqlx::query(
+            "INSERT INTO placements (outbox_id, seed_id, message_id, placement, provider, \
+             created_at) VALUES (999, 1, '<x@warm.test>', 'inbox', 'gmail', 1)",
+        )
+        .execute(pool)
+        .await;
+        assert!(orphan.is_err(), "a placement of no outbox row");
+        let referenced = sqlx::query("DELETE FROM placements WHERE id = 3")
+            .execute(pool)
+            .await;
+        assert!(referenced.is_err(), "a placement with an engagement event");
+        sqlx::query("INSERT INTO engagement_events (placement_id, action, at) VALUES (3, 'star', 150)")
+            .execute(pool)
+            .await
+            .unwrap();
+        assert_eq!(crate::store::rollup::dirty_count(&store).await.unwrap(), 1);
+        let check: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        assert_eq!(check, vec!["ok".to_owned()]);
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn sqlite_outbox_rebuild_keeps_rows_references_and_ids() {
+        let (_dir, url, before) = sqlite_before("20261130000000").await;
         // A sender, a seed and a campaign as the store writes them; a sent row with its
         // placement and an engagement event, a planned row, and a high mark above both ids
         // (rows deleted since).

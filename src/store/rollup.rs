@@ -1,11 +1,14 @@
 //! Daily roll-ups of the placement ledger: one row per campaign, plan day and provider
 //! (`placement_rollups`) plus its latency histogram (`rollup_latency`).
 //!
-//! How they stay true: triggers on `placements`, `engagement_events` and outbox status
-//! changes mark the campaign day dirty (`rollup_dirty`) in the writer's own transaction, so no
-//! write path can forget to; the outbox's inserts are marked by their writers with
-//! [`mark_days`] (planning writes a million rows a day: a trigger per row cost more than the
-//! rest of the insert, see migration 20261129000100). [`refresh`] then recomputes each dirty day from its source rows and replaces
+//! How they stay true: triggers on `engagement_events` and outbox status changes (and, on
+//! PostgreSQL, a statement trigger on `placements`) mark the campaign day dirty
+//! (`rollup_dirty`) in the writer's own transaction, so no write path can forget to; the
+//! outbox's inserts are marked by their writers with [`mark_days`] (planning writes a million
+//! rows a day: a trigger per row cost more than the rest of the insert, see migration
+//! 20261129000100). On SQLite, which has only row triggers, new placements are found by the
+//! refresh itself, by id above a watermark (see `mark_new_placements` and migration
+//! 20261130000010): a folder scan records a thousand at a time. [`refresh`] then recomputes each dirty day from its source rows and replaces
 //! its roll-up rows, all in one transaction, and clears the mark only if no write bumped its
 //! `gen` meanwhile. Recomputing a whole day is idempotent, so a refresh that dies half-way,
 //! or runs on two nodes at once (PostgreSQL skips keys another node holds), is harmless.
@@ -15,7 +18,7 @@ use std::sync::LazyLock;
 
 use chrono::NaiveDate;
 use sqlx::any::AnyRow;
-use sqlx::{Any, AssertSqlSafe, Executor, Row as _};
+use sqlx::{AssertSqlSafe, Row as _};
 
 use crate::domain::{EngagementAction, OutboxStatus, Placement, Provider, SendKind};
 use crate::report::latency::{self, Histogram};
@@ -87,6 +90,9 @@ pub async fn refresh_batch(
     batch: usize,
 ) -> Result<Refreshed, StoreError> {
     let mut tx = store.pool().begin().await?;
+    if store.backend() == Backend::Sqlite {
+        mark_new_placements(&mut tx).await?;
+    }
     let lock = match store.backend() {
         Backend::Postgres => " FOR UPDATE SKIP LOCKED",
         Backend::Sqlite => "",
@@ -163,6 +169,32 @@ pub async fn refresh_batch(
         days: n as u64,
         rows,
     })
+}
+
+/// SQLite: marks dirty the campaign days of the placements inserted since the last refresh
+/// (ids above `rollup_watermark`), and moves the watermark past them, first thing in the
+/// refresh's transaction. SQLite has one writer at a time and hands out placement ids in
+/// commit order, so every placement above the watermark is new and none below it can still
+/// appear. (PostgreSQL's sequences promise no such order: there a statement trigger marks.)
+async fn mark_new_placements(conn: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO rollup_dirty (campaign_id, plan_day) \
+         SELECT DISTINCT o.campaign_id, o.plan_day FROM placements p \
+         JOIN outbox o ON o.id = p.outbox_id \
+         WHERE p.id > (SELECT last_id FROM rollup_watermark WHERE name = 'placements') \
+           AND o.plan_day IS NOT NULL \
+         ORDER BY 1, 2 \
+         ON CONFLICT (campaign_id, plan_day) DO UPDATE SET gen = rollup_dirty.gen + 1",
+    )
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE rollup_watermark SET last_id = (SELECT MAX(id) FROM placements) \
+         WHERE name = 'placements' AND last_id < (SELECT MAX(id) FROM placements)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// `WITH k(c, d[, g]) AS (VALUES ($a, $b[, $c]), …) ` for `n` keys whose placeholders start
@@ -250,14 +282,20 @@ static INSERT_LATENCY: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// How many campaign days wait for a refresh.
-pub async fn dirty_count<'c, E>(ex: E) -> Result<i64, StoreError>
-where
-    E: Executor<'c, Database = Any>,
-{
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM rollup_dirty")
-        .fetch_one(ex)
-        .await?)
+/// How many campaign days wait for a refresh (on SQLite also the days of placements the
+/// refresh has not looked at yet).
+pub async fn dirty_count(store: &Store) -> Result<i64, StoreError> {
+    let sql = match store.backend() {
+        Backend::Postgres => "SELECT COUNT(*) FROM rollup_dirty",
+        Backend::Sqlite => {
+            "SELECT COUNT(*) FROM (SELECT campaign_id, plan_day FROM rollup_dirty UNION \
+             SELECT o.campaign_id, o.plan_day FROM placements p \
+             JOIN outbox o ON o.id = p.outbox_id \
+             WHERE p.id > (SELECT last_id FROM rollup_watermark WHERE name = 'placements') \
+               AND o.plan_day IS NOT NULL)"
+        }
+    };
+    Ok(sqlx::query_scalar(sql).fetch_one(store.pool()).await?)
 }
 
 /// The campaign's roll-up rows (with their histograms) for plan days `from..=to`.
