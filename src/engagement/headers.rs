@@ -84,7 +84,11 @@ impl<'a> Iterator for Fields<'a> {
                 at = nl + 1;
                 continue;
             }
-            end = if nl > 0 && rest[nl - 1] == b'\r' { nl - 1 } else { nl };
+            end = if nl > 0 && rest[nl - 1] == b'\r' {
+                nl - 1
+            } else {
+                nl
+            };
             next = nl + 1;
             break;
         }
@@ -270,7 +274,12 @@ mod tests {
         ];
         for raw in cases {
             let want = parse_full(raw, "X-Hearth-Mark");
-            assert_eq!(parse(raw, "X-Hearth-Mark"), want, "{}", String::from_utf8_lossy(raw));
+            assert_eq!(
+                parse(raw, "X-Hearth-Mark"),
+                want,
+                "{}",
+                String::from_utf8_lossy(raw)
+            );
         }
         // The usual shape is read without mail-parser.
         assert!(parse_plain(cases[0], "X-Hearth-Mark").is_some());

@@ -1092,7 +1092,9 @@ mod tests {
             .unwrap();
         assert_eq!(id, 21);
         assert_eq!(crate::store::rollup::dirty_count(&store).await.unwrap(), 1);
-        let done = crate::store::rollup::refresh(&store, None, 10).await.unwrap();
+        let done = crate::store::rollup::refresh(&store, None, 10)
+            .await
+            .unwrap();
         assert_eq!(done.days, 1);
         assert_eq!(crate::store::rollup::dirty_count(&store).await.unwrap(), 0);
         let days: Vec<String> =
@@ -1113,10 +1115,12 @@ mod tests {
             .execute(pool)
             .await;
         assert!(referenced.is_err(), "a placement with an engagement event");
-        sqlx::query("INSERT INTO engagement_events (placement_id, action, at) VALUES (3, 'star', 150)")
-            .execute(pool)
-            .await
-            .unwrap();
+        sqlx::query(
+            "INSERT INTO engagement_events (placement_id, action, at) VALUES (3, 'star', 150)",
+        )
+        .execute(pool)
+        .await
+        .unwrap();
         assert_eq!(crate::store::rollup::dirty_count(&store).await.unwrap(), 1);
         let check: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
             .fetch_all(pool)
