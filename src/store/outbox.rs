@@ -990,6 +990,35 @@ mod tests {
         (dir, url, before)
     }
 
+    /// A sender, a seed and a campaign as the store writes them, on an older database:
+    /// (campaign id, seed id).
+    async fn campaign_before(before: &sqlx::AnyPool) -> (i64, i64) {
+        let store_like = Store {
+            pool: before.clone(),
+            backend: Backend::Sqlite,
+            pg_options: None,
+            sqlite_options: None,
+        };
+        campaign(&store_like).await
+    }
+
+    async fn run_all(pool: &sqlx::AnyPool, sqls: impl IntoIterator<Item = String>) {
+        for sql in sqls {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(pool)
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn assert_integrity(pool: &sqlx::AnyPool) {
+        let check: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        assert_eq!(check, vec!["ok".to_owned()]);
+    }
+
     /// The SQLite migration that takes the per-row work off placement inserts rebuilds the
     /// ledger without its UNIQUE Message-ID and drops the per-row roll-up trigger: rows, ids
     /// and the high mark, references both ways and the engagement trigger come through, and
@@ -997,14 +1026,10 @@ mod tests {
     #[tokio::test]
     async fn sqlite_placements_rebuild_keeps_rows_and_the_rollups_true() {
         let (_dir, url, before) = sqlite_before("20261130000010").await;
-        let store_like = Store {
-            pool: before.clone(),
-            backend: Backend::Sqlite,
-            pg_options: None,
-            sqlite_options: None,
-        };
-        let (campaign_id, seed_id) = campaign(&store_like).await;
-        for sql in [
+        let (campaign_id, seed_id) = campaign_before(&before).await;
+        run_all(
+            &before,
+            [
             format!(
                 "INSERT INTO outbox (id, campaign_id, seed_id, kind, message_id, subject, status, \
                  plan_day, run_at, sent_at, created_at) VALUES \
@@ -1023,12 +1048,9 @@ mod tests {
                 .to_owned(),
             "UPDATE sqlite_sequence SET seq = 20 WHERE name = 'placements'".to_owned(),
             "DELETE FROM rollup_dirty".to_owned(),
-        ] {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&before)
-                .await
-                .unwrap();
-        }
+            ],
+        )
+        .await;
         before.close().await;
 
         let store = Store::connect(&url).await.unwrap();
@@ -1062,30 +1084,14 @@ mod tests {
         assert_eq!(triggers, vec!["engagement_events_rollup".to_owned()]);
         // A new placement takes the next id above the high mark; the refresh marks its day
         // (and only its day: the ones before the migration were marked by the trigger).
-        let placed = crate::store::ledger::record(
+        run_all(
             pool,
-            &crate::store::ledger::NewPlacement {
-                outbox_id: 8,
-                seed_id,
-                message_id: "<b@warm.test>".into(),
-                placement: Placement::Inbox,
-                folder: Some("INBOX".into()),
-                provider: Provider::Gmail,
-                seen_at: Some(230),
-                latency_secs: Some(20),
-                auth_spf: None,
-                auth_dkim: None,
-                auth_dmarc: None,
-                auth_results: None,
-                imap_uidvalidity: None,
-                imap_uid: None,
-                gmail: None,
-            },
-            230,
+            [format!(
+                "INSERT INTO placements (outbox_id, seed_id, message_id, placement, provider, \
+                 created_at) VALUES (8, {seed_id}, '<b@warm.test>', 'inbox', 'gmail', 230)"
+            )],
         )
-        .await
-        .unwrap();
-        assert!(placed);
+        .await;
         let id: i64 = sqlx::query_scalar("SELECT id FROM placements WHERE outbox_id = 8")
             .fetch_one(pool)
             .await
@@ -1122,11 +1128,7 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(crate::store::rollup::dirty_count(&store).await.unwrap(), 1);
-        let check: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
-            .fetch_all(pool)
-            .await
-            .unwrap();
-        assert_eq!(check, vec!["ok".to_owned()]);
+        assert_integrity(pool).await;
         store.close().await;
     }
 
@@ -1136,14 +1138,10 @@ mod tests {
         // A sender, a seed and a campaign as the store writes them; a sent row with its
         // placement and an engagement event, a planned row, and a high mark above both ids
         // (rows deleted since).
-        let store_like = Store {
-            pool: before.clone(),
-            backend: Backend::Sqlite,
-            pg_options: None,
-            sqlite_options: None,
-        };
-        let (campaign_id, seed_id) = campaign(&store_like).await;
-        for sql in [
+        let (campaign_id, seed_id) = campaign_before(&before).await;
+        run_all(
+            &before,
+            [
             format!(
                 "INSERT INTO outbox (id, campaign_id, seed_id, kind, message_id, subject, status, \
                  plan_day, run_at, sent_at, lease_owner, created_at) VALUES \
@@ -1159,12 +1157,9 @@ mod tests {
             "INSERT INTO engagement_events (placement_id, action, at) VALUES (3, 'open', 130)"
                 .to_owned(),
             "UPDATE sqlite_sequence SET seq = 41 WHERE name = 'outbox'".to_owned(),
-        ] {
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(&before)
-                .await
-                .unwrap();
-        }
+            ],
+        )
+        .await;
         before.close().await;
 
         let store = Store::connect(&url).await.unwrap();
@@ -1242,14 +1237,7 @@ mod tests {
                 })
                 .collect();
         assert_eq!(dirty, vec![(campaign_id, "2026-11-29".to_owned())]);
-        let check: Vec<String> = sqlx::query("PRAGMA integrity_check")
-            .fetch_all(pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| sqlx::Row::get::<String, _>(r, 0))
-            .collect();
-        assert_eq!(check, vec!["ok".to_owned()]);
+        assert_integrity(pool).await;
         store.close().await;
     }
 
