@@ -8,7 +8,8 @@
 //! directory, or a fresh `hearth_bench_<uuid>` database on the PostgreSQL server, dropped
 //! afterwards); one sender, one seed per provider, the campaigns; then outbox rows,
 //! placements (one per outbox row) and engagement events generated in SQL (a recursive CTE on
-//! SQLite, `generate_series` on PostgreSQL), which fire the real roll-up triggers. Timed:
+//! SQLite, `generate_series` on PostgreSQL), which fire the real roll-up triggers (on SQLite
+//! the refresh finds the placements by id above its watermark instead). Timed:
 //! `store::rollup::refresh` of every dirty day, then `report::campaign_report` (which itself
 //! refreshes the campaign first) — the first call and the median of the next ones.
 //!
