@@ -270,6 +270,10 @@ mod tests {
             b"Message-ID: <x@a.test>\r\nX-Hearth-Mark: 4\r\n\r\nMessage-ID: <in-the-body@a.test>\r\nX-Hearth-Mark: 5\r\n",
             b"not a field\r\nMessage-ID: <y@a.test>\r\n\r\n",
             b"Message-ID: <z@a.test>\r\nX-Hearth-Mark: 6",
+            b"MESSAGE-ID: <a@[127.0.0.1]>\r\n\r\n",
+            b"Message-Id: \t<a.b+c=d/e%f!#$&'*^_`{|}~@x.test> \t\r\n\r\n",
+            b"Message-ID: <>\r\n\r\n",
+            b"Message-ID: <no-at-sign>\r\n\r\n",
             b"",
         ];
         for raw in cases {
