@@ -498,9 +498,9 @@ pub async fn scan(b: ScanBench) -> anyhow::Result<ExitCode> {
                 1 => {
                     reset().await?;
                     let mut s = open().await?;
-                    let t = Instant::now();
-                    let r = hearth_scan::scan_session(&app, &seed, &mut s).await?;
-                    pass.push(t.elapsed());
+                    let (r, took) = timed(hearth_scan::scan_session(&app, &seed, &mut s)).await;
+                    let r = r?;
+                    pass.push(took.wall);
                     let _ = s.logout().await;
                     anyhow::ensure!(
                         r.recorded == b.count,
@@ -511,9 +511,9 @@ pub async fn scan(b: ScanBench) -> anyhow::Result<ExitCode> {
                 4 => {
                     // The first version of this bench: Hearth's whole pass, login included.
                     reset().await?;
-                    let t = Instant::now();
-                    let r = hearth_scan::scan_seed(&app, &seed).await?;
-                    old_hearth.push(t.elapsed());
+                    let (r, took) = timed(hearth_scan::scan_seed(&app, &seed)).await;
+                    let r = r?;
+                    old_hearth.push(took.wall);
                     anyhow::ensure!(
                         r.recorded == b.count,
                         "Hearth's scan recorded {}",
@@ -521,11 +521,16 @@ pub async fn scan(b: ScanBench) -> anyhow::Result<ExitCode> {
                     );
                 }
                 5 => {
-                    let t = Instant::now();
-                    let mut s = login(&b.lab, &who).await?;
-                    let fetched = plain_scan(&mut s, &app.marker, PlainFetch::WholeHeader).await?;
-                    let _ = s.logout().await;
-                    old_plain.push(t.elapsed());
+                    let (fetched, took) = timed(async {
+                        let mut s = login(&b.lab, &who).await?;
+                        let fetched =
+                            plain_scan(&mut s, &app.marker, PlainFetch::WholeHeader).await?;
+                        let _ = s.logout().await;
+                        anyhow::Ok(fetched)
+                    })
+                    .await;
+                    let fetched = fetched?;
+                    old_plain.push(took.wall);
                     anyhow::ensure!(fetched == b.count, "plain client fetched {fetched}");
                 }
                 n => {

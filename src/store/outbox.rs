@@ -961,9 +961,6 @@ mod tests {
         store.close().await;
     }
 
-    /// The SQLite migration that lets planned rows wait without a Message-ID rebuilds the
-    /// outbox: the rows, their ids and AUTOINCREMENT's high mark, the references to and from
-    /// it, and the triggers that read it all come through, and the new rules hold.
     /// A SQLite database in a temporary directory, migrated up to (not including) the
     /// migration `version`: (directory, URL, pool).
     async fn sqlite_before(version: &str) -> (tempfile::TempDir, String, sqlx::AnyPool) {
@@ -1132,6 +1129,9 @@ mod tests {
         store.close().await;
     }
 
+    /// The SQLite migration that lets planned rows wait without a Message-ID rebuilds the
+    /// outbox: the rows, their ids and AUTOINCREMENT's high mark, the references to and from
+    /// it, and the triggers that read it all come through, and the new rules hold.
     #[tokio::test]
     async fn sqlite_outbox_rebuild_keeps_rows_references_and_ids() {
         let (_dir, url, before) = sqlite_before("20261130000000").await;

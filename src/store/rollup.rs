@@ -171,21 +171,29 @@ pub async fn refresh_batch(
     })
 }
 
+/// SQLite: the campaign days (with a plan day) of the placements above the watermark, which
+/// the refresh has not marked yet.
+macro_rules! new_placement_days {
+    () => {
+        "SELECT o.campaign_id, o.plan_day FROM placements p \
+         JOIN outbox o ON o.id = p.outbox_id \
+         WHERE p.id > (SELECT last_id FROM rollup_watermark WHERE name = 'placements') \
+           AND o.plan_day IS NOT NULL"
+    };
+}
+
 /// SQLite: marks dirty the campaign days of the placements inserted since the last refresh
 /// (ids above `rollup_watermark`), and moves the watermark past them, first thing in the
 /// refresh's transaction. SQLite has one writer at a time and hands out placement ids in
 /// commit order, so every placement above the watermark is new and none below it can still
 /// appear. (PostgreSQL's sequences promise no such order: there a statement trigger marks.)
 async fn mark_new_placements(conn: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO rollup_dirty (campaign_id, plan_day) \
-         SELECT DISTINCT o.campaign_id, o.plan_day FROM placements p \
-         JOIN outbox o ON o.id = p.outbox_id \
-         WHERE p.id > (SELECT last_id FROM rollup_watermark WHERE name = 'placements') \
-           AND o.plan_day IS NOT NULL \
-         ORDER BY 1, 2 \
-         ON CONFLICT (campaign_id, plan_day) DO UPDATE SET gen = rollup_dirty.gen + 1",
-    )
+    sqlx::query(concat!(
+        "INSERT INTO rollup_dirty (campaign_id, plan_day) SELECT DISTINCT * FROM (",
+        new_placement_days!(),
+        ") ORDER BY 1, 2 \
+         ON CONFLICT (campaign_id, plan_day) DO UPDATE SET gen = rollup_dirty.gen + 1"
+    ))
     .execute(&mut *conn)
     .await?;
     sqlx::query(
@@ -287,13 +295,11 @@ static INSERT_LATENCY: LazyLock<String> = LazyLock::new(|| {
 pub async fn dirty_count(store: &Store) -> Result<i64, StoreError> {
     let sql = match store.backend() {
         Backend::Postgres => "SELECT COUNT(*) FROM rollup_dirty",
-        Backend::Sqlite => {
-            "SELECT COUNT(*) FROM (SELECT campaign_id, plan_day FROM rollup_dirty UNION \
-             SELECT o.campaign_id, o.plan_day FROM placements p \
-             JOIN outbox o ON o.id = p.outbox_id \
-             WHERE p.id > (SELECT last_id FROM rollup_watermark WHERE name = 'placements') \
-               AND o.plan_day IS NOT NULL)"
-        }
+        Backend::Sqlite => concat!(
+            "SELECT COUNT(*) FROM (SELECT campaign_id, plan_day FROM rollup_dirty UNION ",
+            new_placement_days!(),
+            ")"
+        ),
     };
     Ok(sqlx::query_scalar(sql).fetch_one(store.pool()).await?)
 }
