@@ -1129,6 +1129,137 @@ mod tests {
         store.close().await;
     }
 
+    /// The SQLite migration that writes the ledger's enumerated CHECKs as comparisons
+    /// rebuilds it once more: the rows, ids and high mark, the references and the engagement
+    /// trigger come through, and the CHECKs accept every word of their enums (and NULL where
+    /// the column allows it) and refuse any other.
+    #[tokio::test]
+    async fn sqlite_placements_checks_rebuild_keeps_rows_and_rules() {
+        use crate::domain::GmailTab;
+        let (_dir, url, before) = sqlite_before("20261130000020").await;
+        let (campaign_id, seed_id) = campaign_before(&before).await;
+        run_all(
+            &before,
+            [
+            format!(
+                "INSERT INTO outbox (id, campaign_id, seed_id, kind, message_id, subject, status, \
+                 plan_day, run_at, sent_at, created_at) VALUES \
+                 (7, {campaign_id}, {seed_id}, 'warmup', '<a@warm.test>', 'hi', 'sent', \
+                  '2026-11-29', 100, 110, 50), \
+                 (8, {campaign_id}, {seed_id}, 'warmup', '<b@warm.test>', 'hey', 'sent', \
+                  '2026-11-30', 200, 210, 50)"
+            ),
+            format!(
+                "INSERT INTO placements (id, outbox_id, seed_id, message_id, placement, folder, \
+                 provider, seen_at, latency_secs, auth_results, gmail_labels, gmail_tab, \
+                 created_at) VALUES (3, 7, {seed_id}, '<a@warm.test>', 'spam', '[Gmail]/Spam', \
+                 'gmail', 130, 20, 'mx.test; spf=pass', '[\"\\\\Spam\"]', 'updates', 130)"
+            ),
+            "INSERT INTO engagement_events (placement_id, action, at) VALUES (3, 'open', 140)"
+                .to_owned(),
+            "UPDATE sqlite_sequence SET seq = 20 WHERE name = 'placements'".to_owned(),
+            ],
+        )
+        .await;
+        before.close().await;
+
+        let store = Store::connect(&url).await.unwrap();
+        let pool = store.pool();
+        let kept = crate::store::ledger::get_by_message_id(pool, "<a@warm.test>")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((kept.id, kept.record.outbox_id), (3, 7));
+        assert_eq!(kept.record.placement, Placement::Spam);
+        assert_eq!(kept.record.folder.as_deref(), Some("[Gmail]/Spam"));
+        assert_eq!(
+            kept.record.auth_results.as_deref(),
+            Some("mx.test; spf=pass")
+        );
+        let gmail = kept.record.gmail.unwrap();
+        assert_eq!(gmail.labels, vec!["\\Spam".to_owned()]);
+        assert_eq!(gmail.tab, Some(GmailTab::Updates));
+        let insert = |placement: &str, provider: &str, tab: Option<&str>| {
+            let tab = tab.map_or("NULL".to_owned(), |t| format!("'{t}'"));
+            format!(
+                "INSERT INTO placements (outbox_id, seed_id, message_id, placement, provider, \
+                 gmail_tab, created_at) VALUES (8, {seed_id}, '<b@warm.test>', '{placement}', \
+                 '{provider}', {tab}, 230)"
+            )
+        };
+        // The next id is above the high mark.
+        run_all(pool, [insert("inbox", "gmail", None)]).await;
+        let id: i64 = sqlx::query_scalar("SELECT id FROM placements WHERE outbox_id = 8")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(id, 21);
+        let accepts = |sql: String| async move {
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query("DELETE FROM placements WHERE outbox_id = 8")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut *tx)
+                .await;
+            tx.rollback().await.unwrap();
+            done.map(|_| ()).map_err(|e| e.to_string())
+        };
+        for p in Placement::ALL {
+            accepts(insert(p.as_str(), "other", None)).await.unwrap();
+        }
+        for p in Provider::ALL {
+            accepts(insert("inbox", p.as_str(), None)).await.unwrap();
+        }
+        for t in GmailTab::ALL {
+            accepts(insert("inbox", "gmail", Some(t.as_str())))
+                .await
+                .unwrap();
+        }
+        for bad in [
+            insert("Inbox", "gmail", None),
+            insert("inbox", "hotmail", None),
+            insert("inbox", "gmail", Some("spam")),
+            insert("", "gmail", None),
+        ] {
+            let refused = accepts(bad.clone()).await.unwrap_err();
+            assert!(
+                refused.contains("CHECK constraint failed"),
+                "{bad}: {refused}"
+            );
+        }
+        // References hold both ways; the engagement trigger marks its day.
+        let orphan = accepts(
+            "INSERT INTO placements (outbox_id, seed_id, message_id, placement, provider, \
+             created_at) VALUES (999, 1, '<x@warm.test>', 'inbox', 'gmail', 1)"
+                .to_owned(),
+        )
+        .await;
+        assert!(orphan.is_err(), "a placement of no outbox row");
+        let referenced = sqlx::query("DELETE FROM placements WHERE id = 3")
+            .execute(pool)
+            .await;
+        assert!(referenced.is_err(), "a placement with an engagement event");
+        sqlx::query("DELETE FROM rollup_dirty")
+            .execute(pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO engagement_events (placement_id, action, at) VALUES (3, 'star', 150)",
+        )
+        .execute(pool)
+        .await
+        .unwrap();
+        let marked: Vec<String> = sqlx::query_scalar("SELECT plan_day FROM rollup_dirty")
+            .fetch_all(pool)
+            .await
+            .unwrap();
+        assert_eq!(marked, vec!["2026-11-29".to_owned()]);
+        assert_integrity(pool).await;
+        store.close().await;
+    }
+
     /// The SQLite migration that lets planned rows wait without a Message-ID rebuilds the
     /// outbox: the rows, their ids and AUTOINCREMENT's high mark, the references to and from
     /// it, and the triggers that read it all come through, and the new rules hold.

@@ -235,6 +235,33 @@ mod tests {
         }
     }
 
+    /// SQLite compiles `CHECK (column IN ('a', 'b', …))` into a temporary B-tree filled for
+    /// every row written (migration 20261130000020): the chunk insert of a scan may build a
+    /// temporary table only once per statement, never per row.
+    #[tokio::test]
+    async fn sqlite_chunk_insert_builds_no_table_per_row() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        let mut conn = store.pool().acquire().await.unwrap();
+        let program = sqlx::query(AssertSqlSafe(format!(
+            "EXPLAIN {}",
+            insert_sql(Backend::Sqlite, 3)
+        )))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        let opcodes: Vec<String> = program
+            .iter()
+            .map(|r| row::text(r, "opcode").unwrap())
+            .collect();
+        assert!(opcodes.iter().any(|o| o == "Insert"), "{opcodes:?}");
+        // A table built once per statement (the shared columns' CTE) follows `Once`.
+        let per_row = opcodes
+            .windows(2)
+            .filter(|w| w[1] == "OpenEphemeral" && w[0] != "Once")
+            .count();
+        assert_eq!(per_row, 0, "{opcodes:?}");
+    }
+
     #[tokio::test]
     async fn sqlite_lists_sending_rows_without_the_seeds_history() {
         let store = Store::connect("sqlite::memory:").await.unwrap();

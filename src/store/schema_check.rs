@@ -241,3 +241,38 @@ fn rollups_migration_check_lists_match_their_enums() {
         .collect();
     assert_eq!(pg, tables(ROLLUPS_SQLITE));
 }
+
+const PLACEMENT_CHECKS_SQLITE: &str =
+    include_str!("../../migrations/sqlite/20261130000020_placements_checks.sql");
+
+/// The quoted words of `CHECK (<column> = 'a' OR <column> = 'b' …)` in the table body.
+fn or_words(body: &str, column: &str) -> Vec<String> {
+    let marker = format!("{column} = '");
+    body.match_indices(&marker)
+        .map(|(at, _)| {
+            let rest = &body[at + marker.len()..];
+            rest[..rest.find('\'').expect("closing quote")].to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn sqlite_placements_checks_written_as_comparisons_match_their_enums() {
+    let body = table_body(PLACEMENT_CHECKS_SQLITE, "placements_new");
+    let columns = [
+        ("placement", words(Placement::ALL, Placement::as_str)),
+        ("provider", words(Provider::ALL, Provider::as_str)),
+        ("gmail_tab", words(GmailTab::ALL, GmailTab::as_str)),
+    ];
+    for (column, want) in columns {
+        let mut got = or_words(body, column);
+        let mut want = want.clone();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "CHECK of placements.{column}");
+    }
+    assert!(
+        !body.contains(" IN ("),
+        "no IN list left in the ledger's CHECKs"
+    );
+}
