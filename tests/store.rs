@@ -1213,7 +1213,8 @@ async fn ledger_record_is_idempotent(store: Store) {
 
 /// A scan's chunk: this seed's outbox rows counted among the Message-IDs found, and their
 /// placements inserted in statements that join the outbox (more rows than one SQLite
-/// statement holds), where the first sighting still wins and other seeds' mail is skipped.
+/// statement holds), where the first sighting still wins and other seeds' mail is skipped;
+/// the ledger writer's connection and a pooled one agree.
 async fn scan_batch_attributes_and_records_in_bulk(store: Store) {
     let pool = store.pool();
     let f = fixture(&store).await;
@@ -1308,7 +1309,9 @@ async fn scan_batch_attributes_and_records_in_bulk(store: Store) {
     chunk.push(sighting(theirs.message_id.as_deref().unwrap(), 6_000));
     chunk.push(sighting("<unknown@warm.test>", 6_001));
     chunk[3].arrived = 50; // before its run_at: no negative latency
-    let recorded = scan_batch::record_sightings(&mut conn, &folder, &chunk)
+    // As a scan records (on a SQLite file, the store's ledger writer connection), then
+    // again on a pooled connection.
+    let recorded = scan_batch::record_sightings_on(&store, &folder, &chunk)
         .await
         .unwrap();
     assert_eq!(recorded, 4_999);
@@ -1316,6 +1319,10 @@ async fn scan_batch_attributes_and_records_in_bulk(store: Store) {
         .await
         .unwrap();
     assert_eq!(again, 0, "a re-scan records nothing");
+    let again = scan_batch::record_sightings_on(&store, &folder, &chunk[..100])
+        .await
+        .unwrap();
+    assert_eq!(again, 0, "nor through the ledger writer");
     drop(conn);
 
     let rows = ledger::list_for_campaign(pool, f.campaign_id)

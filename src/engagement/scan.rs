@@ -322,18 +322,19 @@ async fn record(
     sending: &[String],
     chunk: &[Sighting],
 ) -> Result<(usize, usize), ScanError> {
-    let mut conn = app
-        .store
-        .pool()
-        .acquire()
-        .await
-        .map_err(store::StoreError::from)?;
-    let recorded = store::scan_batch::record_sightings(&mut conn, folder, chunk).await? as usize;
+    let recorded =
+        store::scan_batch::record_sightings_on(&app.store, folder, chunk).await? as usize;
     let ids: HashSet<&str> = chunk.iter().map(|s| s.message_id.as_str()).collect();
     let found = if recorded == ids.len() {
         recorded
     } else {
         let ids: Vec<&str> = ids.into_iter().collect();
+        let mut conn = app
+            .store
+            .pool()
+            .acquire()
+            .await
+            .map_err(store::StoreError::from)?;
         store::scan_batch::attribute(&mut conn, folder.seed_id, &ids)
             .await?
             .found as usize

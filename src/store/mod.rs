@@ -94,6 +94,14 @@ pub struct Store {
     /// their values without the `Any` driver's two copies of every text). None in memory:
     /// another connection would be another database.
     sqlite_options: Option<std::sync::Arc<sqlx::sqlite::SqliteConnectOptions>>,
+    /// On a SQLite file, the one native connection that records folder scans' placements
+    /// ([`scan_batch::record_sightings_on`]), opened on first use and kept: its page cache
+    /// stays warm from chunk to chunk (a pooled connection's is dropped whenever another
+    /// connection wrote, and the pool hands out its connections in turn), and its values are
+    /// bound without the `Any` driver's copies. SQLite writes one transaction at a time
+    /// anyway, so one writer costs scans no parallelism. Emptied after an error, to be
+    /// opened again.
+    ledger_writer: Option<std::sync::Arc<tokio::sync::Mutex<Option<sqlx::SqliteConnection>>>>,
 }
 
 impl fmt::Debug for Store {
@@ -166,11 +174,15 @@ impl Store {
             )),
             _ => None,
         };
+        let ledger_writer = sqlite_options
+            .as_ref()
+            .map(|_| std::sync::Arc::new(tokio::sync::Mutex::new(None)));
         Ok(Store {
             pool,
             backend,
             pg_options,
             sqlite_options,
+            ledger_writer,
         })
     }
 
@@ -214,8 +226,22 @@ impl Store {
         Ok(self.pool.begin().await?)
     }
 
-    /// Closes the pool, waiting for connections in use to be returned.
+    /// The ledger writer's connection (see the field), locked for one statement; None for
+    /// PostgreSQL and for an in-memory database, where callers use the pool.
+    pub(crate) async fn ledger_writer(
+        &self,
+    ) -> Option<tokio::sync::MutexGuard<'_, Option<sqlx::SqliteConnection>>> {
+        Some(self.ledger_writer.as_ref()?.lock().await)
+    }
+
+    /// Closes the pool, waiting for connections in use to be returned, and the ledger
+    /// writer's connection.
     pub async fn close(&self) {
+        if let Some(mut writer) = self.ledger_writer().await
+            && let Some(conn) = writer.take()
+        {
+            let _ = conn.close().await;
+        }
         self.pool.close().await;
     }
 }

@@ -995,6 +995,7 @@ mod tests {
             backend: Backend::Sqlite,
             pg_options: None,
             sqlite_options: None,
+            ledger_writer: None,
         };
         campaign(&store_like).await
     }

@@ -14,12 +14,12 @@
 
 use std::collections::HashSet;
 
-use sqlx::{AnyConnection, AssertSqlSafe};
+use sqlx::{AnyConnection, AssertSqlSafe, Connection as _};
 
 use crate::domain::{OutboxStatus, Placement, Provider};
 
 use super::outbox_bulk::{backend, max_params, push_tuples};
-use super::{Backend, StoreError, row};
+use super::{Backend, Store, StoreError, row};
 
 /// Messages per statement that scans use and whose statements stay prepared.
 pub const CHUNK: usize = 100;
@@ -161,33 +161,18 @@ fn insert_sql(backend: Backend, rows: usize) -> String {
     sql
 }
 
-/// Records a placement for every sighting that is this seed's outbox row and has none yet,
-/// as [`super::ledger::record`] does one: the first sighting wins (also within the chunk),
-/// other seeds' and unknown Message-IDs are skipped. Returns how many were recorded.
-pub async fn record_sightings(
-    conn: &mut AnyConnection,
-    folder: &FolderSighting<'_>,
-    sightings: &[Sighting],
-) -> Result<u64, StoreError> {
-    let backend = backend(conn);
-    // Within one statement the order rows are inserted in is the planner's: a message seen
-    // twice goes in once, as first seen.
-    let mut seen = HashSet::with_capacity(sightings.len());
-    let firsts: Vec<&Sighting> = sightings
-        .iter()
-        .filter(|s| seen.insert(s.message_id.as_str()))
-        .collect();
-    let mut recorded = 0;
-    for part in firsts.chunks((max_params(backend) - SHARED_COLUMNS) / OWN_COLUMNS) {
-        let mut q = sqlx::query(AssertSqlSafe(insert_sql(backend, part.len())))
-            .persistent(part.len() == CHUNK)
-            .bind(folder.seed_id)
-            .bind(folder.provider.as_str())
-            .bind(folder.placement.as_str())
-            .bind(folder.folder)
-            .bind(folder.imap_uidvalidity)
-            .bind(folder.seen_at);
-        for s in part {
+/// Binds a chunk's values to its insert ([`insert_sql`]): the shared columns, then each
+/// sighting's own. A macro, for the `Any` driver's query and the native SQLite one alike.
+macro_rules! bind_chunk {
+    ($q:expr, $folder:expr, $part:expr) => {{
+        let mut q = $q
+            .bind($folder.seed_id)
+            .bind($folder.provider.as_str())
+            .bind($folder.placement.as_str())
+            .bind($folder.folder)
+            .bind($folder.imap_uidvalidity)
+            .bind($folder.seen_at);
+        for s in $part {
             q = q
                 .bind(s.message_id.as_str())
                 .bind(s.arrived)
@@ -197,7 +182,83 @@ pub async fn record_sightings(
                 .bind(s.auth_results.as_deref())
                 .bind(s.imap_uid);
         }
-        recorded += q.execute(&mut *conn).await?.rows_affected();
+        q
+    }};
+}
+
+/// The sightings to insert: each Message-ID once, as first seen. (Within one statement the
+/// order rows are inserted in is the planner's.)
+fn first_sightings(sightings: &[Sighting]) -> Vec<&Sighting> {
+    let mut seen = HashSet::with_capacity(sightings.len());
+    sightings
+        .iter()
+        .filter(|s| seen.insert(s.message_id.as_str()))
+        .collect()
+}
+
+/// Records a placement for every sighting that is this seed's outbox row and has none yet,
+/// as [`super::ledger::record`] does one: the first sighting wins (also within the chunk),
+/// other seeds' and unknown Message-IDs are skipped. Returns how many were recorded.
+pub async fn record_sightings(
+    conn: &mut AnyConnection,
+    folder: &FolderSighting<'_>,
+    sightings: &[Sighting],
+) -> Result<u64, StoreError> {
+    let backend = backend(conn);
+    let mut recorded = 0;
+    let firsts = first_sightings(sightings);
+    for part in firsts.chunks((max_params(backend) - SHARED_COLUMNS) / OWN_COLUMNS) {
+        let q = sqlx::query(AssertSqlSafe(insert_sql(backend, part.len())))
+            .persistent(part.len() == CHUNK);
+        recorded += bind_chunk!(q, folder, part)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+    }
+    Ok(recorded)
+}
+
+/// [`record_sightings`] as a folder scan calls it: on a SQLite file through the store's one
+/// ledger writer connection ([`Store::ledger_writer`], each statement atomic on its own),
+/// elsewhere on a pooled connection.
+pub async fn record_sightings_on(
+    store: &Store,
+    folder: &FolderSighting<'_>,
+    sightings: &[Sighting],
+) -> Result<u64, StoreError> {
+    let Some(mut writer) = store.ledger_writer().await else {
+        let mut conn = store.pool().acquire().await?;
+        return record_sightings(&mut conn, folder, sightings).await;
+    };
+    let conn = match writer.as_mut() {
+        Some(conn) => conn,
+        None => writer.insert(
+            store
+                .sqlite_connection()
+                .await?
+                .expect("a store with a ledger writer is a SQLite file"),
+        ),
+    };
+    let mut recorded = 0;
+    let firsts = first_sightings(sightings);
+    let mut result = Ok(());
+    for part in firsts.chunks((max_params(Backend::Sqlite) - SHARED_COLUMNS) / OWN_COLUMNS) {
+        let q = sqlx::query::<sqlx::Sqlite>(AssertSqlSafe(insert_sql(Backend::Sqlite, part.len())))
+            .persistent(part.len() == CHUNK);
+        match bind_chunk!(q, folder, part).execute(&mut *conn).await {
+            Ok(done) => recorded += done.rows_affected(),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    if let Err(e) = result {
+        // Whatever state the connection is in, the next chunk gets a new one.
+        if let Some(conn) = writer.take() {
+            let _ = conn.close().await;
+        }
+        return Err(e.into());
     }
     Ok(recorded)
 }
