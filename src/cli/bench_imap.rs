@@ -13,7 +13,9 @@
 //! `imap-scan` reports wall time and this process's CPU time (all threads, the database's
 //! included) of Hearth's folder scan and of the plain client: the CPU time shows what Hearth
 //! adds to the client's work, undisturbed by Dovecot and its TLS proxy sharing a small
-//! machine's cores.
+//! machine's cores. It also reports the part of it SQLite's threads did, and the CPU time of
+//! Dovecot's `imap` and `imap-login` processes meanwhile: the server's work, which both
+//! clients wait for.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
