@@ -1009,6 +1009,35 @@ mod tests {
         }
     }
 
+    /// Two sent outbox rows of the campaign, 7 (`<a@warm.test>`, day 2026-11-29) and 8
+    /// (`<b@warm.test>`, day 2026-11-30): what the placements rebuild tests start from.
+    fn two_sent_rows(campaign_id: i64, seed_id: i64) -> String {
+        format!(
+            "INSERT INTO outbox (id, campaign_id, seed_id, kind, message_id, subject, status, \
+             plan_day, run_at, sent_at, created_at) VALUES \
+             (7, {campaign_id}, {seed_id}, 'warmup', '<a@warm.test>', 'hi', 'sent', \
+              '2026-11-29', 100, 110, 50), \
+             (8, {campaign_id}, {seed_id}, 'warmup', '<b@warm.test>', 'hey', 'sent', \
+              '2026-11-30', 200, 210, 50)"
+        )
+    }
+
+    /// After a placements rebuild: a placement of no outbox row is refused, and placement 3,
+    /// which has an engagement event, cannot be deleted.
+    async fn assert_placement_references_hold(pool: &sqlx::AnyPool) {
+        let orphan = sqlx::query(
+            "INSERT INTO placements (outbox_id, seed_id, message_id, placement, provider, \
+             created_at) VALUES (999, 1, '<x@warm.test>', 'inbox', 'gmail', 1)",
+        )
+        .execute(pool)
+        .await;
+        assert!(orphan.is_err(), "a placement of no outbox row");
+        let referenced = sqlx::query("DELETE FROM placements WHERE id = 3")
+            .execute(pool)
+            .await;
+        assert!(referenced.is_err(), "a placement with an engagement event");
+    }
+
     async fn assert_integrity(pool: &sqlx::AnyPool) {
         let check: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
             .fetch_all(pool)
@@ -1028,14 +1057,7 @@ mod tests {
         run_all(
             &before,
             [
-            format!(
-                "INSERT INTO outbox (id, campaign_id, seed_id, kind, message_id, subject, status, \
-                 plan_day, run_at, sent_at, created_at) VALUES \
-                 (7, {campaign_id}, {seed_id}, 'warmup', '<a@warm.test>', 'hi', 'sent', \
-                  '2026-11-29', 100, 110, 50), \
-                 (8, {campaign_id}, {seed_id}, 'warmup', '<b@warm.test>', 'hey', 'sent', \
-                  '2026-11-30', 200, 210, 50)"
-            ),
+            two_sent_rows(campaign_id, seed_id),
             format!(
                 "INSERT INTO placements (id, outbox_id, seed_id, message_id, placement, folder, \
                  provider, seen_at, latency_secs, auth_spf, gmail_labels, gmail_tab, created_at) \
@@ -1108,17 +1130,7 @@ mod tests {
                 .unwrap();
         assert_eq!(days, vec!["2026-11-30".to_owned()]);
         // References hold both ways; the engagement trigger marks its day again.
-        let orphan = sqlx::query(
-            "INSERT INTO placements (outbox_id, seed_id, message_id, placement, provider, \
-             created_at) VALUES (999, 1, '<x@warm.test>', 'inbox', 'gmail', 1)",
-        )
-        .execute(pool)
-        .await;
-        assert!(orphan.is_err(), "a placement of no outbox row");
-        let referenced = sqlx::query("DELETE FROM placements WHERE id = 3")
-            .execute(pool)
-            .await;
-        assert!(referenced.is_err(), "a placement with an engagement event");
+        assert_placement_references_hold(pool).await;
         sqlx::query(
             "INSERT INTO engagement_events (placement_id, action, at) VALUES (3, 'star', 150)",
         )
@@ -1142,14 +1154,7 @@ mod tests {
         run_all(
             &before,
             [
-            format!(
-                "INSERT INTO outbox (id, campaign_id, seed_id, kind, message_id, subject, status, \
-                 plan_day, run_at, sent_at, created_at) VALUES \
-                 (7, {campaign_id}, {seed_id}, 'warmup', '<a@warm.test>', 'hi', 'sent', \
-                  '2026-11-29', 100, 110, 50), \
-                 (8, {campaign_id}, {seed_id}, 'warmup', '<b@warm.test>', 'hey', 'sent', \
-                  '2026-11-30', 200, 210, 50)"
-            ),
+            two_sent_rows(campaign_id, seed_id),
             format!(
                 "INSERT INTO placements (id, outbox_id, seed_id, message_id, placement, folder, \
                  provider, seen_at, latency_secs, auth_results, gmail_labels, gmail_tab, \
@@ -1231,17 +1236,7 @@ mod tests {
             );
         }
         // References hold both ways; the engagement trigger marks its day.
-        let orphan = accepts(
-            "INSERT INTO placements (outbox_id, seed_id, message_id, placement, provider, \
-             created_at) VALUES (999, 1, '<x@warm.test>', 'inbox', 'gmail', 1)"
-                .to_owned(),
-        )
-        .await;
-        assert!(orphan.is_err(), "a placement of no outbox row");
-        let referenced = sqlx::query("DELETE FROM placements WHERE id = 3")
-            .execute(pool)
-            .await;
-        assert!(referenced.is_err(), "a placement with an engagement event");
+        assert_placement_references_hold(pool).await;
         sqlx::query("DELETE FROM rollup_dirty")
             .execute(pool)
             .await

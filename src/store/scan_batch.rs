@@ -245,24 +245,19 @@ pub async fn record_sightings_on(
     };
     let mut recorded = 0;
     let firsts = first_sightings(sightings);
-    let mut result = Ok(());
     for part in firsts.chunks((max_params(Backend::Sqlite) - SHARED_COLUMNS) / OWN_COLUMNS) {
         let q = sqlx::query::<sqlx::Sqlite>(AssertSqlSafe(insert_sql(Backend::Sqlite, part.len())))
             .persistent(part.len() == CHUNK);
         match bind_chunk!(q, folder, part).execute(&mut *conn).await {
             Ok(done) => recorded += done.rows_affected(),
             Err(e) => {
-                result = Err(e);
-                break;
+                // Whatever state the connection is in, the next chunk gets a new one.
+                if let Some(conn) = writer.take() {
+                    let _ = conn.close().await;
+                }
+                return Err(e.into());
             }
         }
-    }
-    if let Err(e) = result {
-        // Whatever state the connection is in, the next chunk gets a new one.
-        if let Some(conn) = writer.take() {
-            let _ = conn.close().await;
-        }
-        return Err(e.into());
     }
     Ok(recorded)
 }
