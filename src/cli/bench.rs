@@ -1,8 +1,10 @@
 //! `hearth bench preflight`: preflight many identities against a DNS server with bounded
 //! concurrency, and report the time. A benchmark, not a test: run it against the lab.
 //!
-//!     scripts/lab up
-//!     cargo run --release -- bench preflight --count 1000 --dns 127.0.0.1:5353
+//! ```text
+//! scripts/lab up
+//! cargo run --release -- bench preflight --count 1000 --dns 127.0.0.1:5353
+//! ```
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;

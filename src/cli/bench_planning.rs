@@ -1,8 +1,10 @@
 //! `hearth bench planning`: plans one day of many campaigns over a shared seed pool and
 //! inserts the sends, and reports the time. A benchmark, not a test: use a release build.
 //!
-//!     cargo run --release -- bench planning --campaigns 10000 --sends 1000000
-//!     cargo run --release -- bench planning --database-url postgres://postgres@127.0.0.1/postgres
+//! ```text
+//! cargo run --release -- bench planning --campaigns 10000 --sends 1000000
+//! cargo run --release -- bench planning --database-url postgres://postgres@127.0.0.1/postgres
+//! ```
 //!
 //! The URL is used as given: with sqlx's default `sslmode=prefer`, a server that has TLS on
 //! (Debian's does) encrypts the day's hundred megabytes of `COPY` data on both sides even on

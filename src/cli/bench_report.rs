@@ -1,8 +1,10 @@
 //! `hearth bench report`: 10 million ledger rows (1,000 campaigns × 90 days), rolled up by
 //! the real roll-up code, then a campaign report over 90 days, timed. A benchmark, not a test:
 //!
-//!     cargo run --release -- bench report
-//!     cargo run --release -- bench report --database-url postgres://postgres@127.0.0.1/postgres
+//! ```text
+//! cargo run --release -- bench report
+//! cargo run --release -- bench report --database-url postgres://postgres@127.0.0.1/postgres
+//! ```
 //!
 //! Setup (timed apart, not part of the goal): a fresh database (a SQLite file in a temporary
 //! directory, or a fresh `hearth_bench_<uuid>` database on the PostgreSQL server, dropped
