@@ -155,6 +155,9 @@ async fn a_folder_of_several_chunks_is_recorded_once() {
         }
     }
 
+    // The lab's Dovecot has SEARCHRES: a pass sends the SEARCH and the FETCH together.
+    let caps = s.capabilities().await.unwrap();
+    assert_eq!(scan::Searching::of(&caps), scan::Searching::Pipelined);
     let report = scan::scan_seed(&app, &ours).await.unwrap();
     assert_eq!(
         (report.found, report.recorded, report.forged),
@@ -216,6 +219,114 @@ async fn a_folder_of_several_chunks_is_recorded_once() {
         .unwrap();
     let report = scan::scan_seed(&app, &ours).await.unwrap();
     assert_eq!((report.found, report.recorded, report.forged), (251, 0, 5));
+    let ledger = |pool: sqlx::AnyPool| async move {
+        let mut rows: Vec<_> = store::ledger::list_for_campaign(&pool, campaign.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let r = r.record;
+                (r.message_id, r.imap_uid, r.auth_results, r.latency_secs)
+            })
+            .collect();
+        rows.sort();
+        rows
+    };
+    let pipelined = ledger(pool.clone()).await;
+    assert_eq!(pipelined.len(), 251);
+
+    // Two round trips (a server without SEARCHRES): the same ledger, the same cursor.
+    let cursor = || {
+        let pool = pool.clone();
+        async move {
+            store::cursors::get(&pool, ours.id, "INBOX")
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let moved_to = cursor().await;
+    sqlx::query("DELETE FROM placements")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM imap_cursors")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let mut report = scan::ScanReport::default();
+    let mut other = session(&lab).await;
+    scan::scan_folder(
+        &app,
+        &ours,
+        &mut other,
+        "INBOX",
+        Placement::Inbox,
+        scan::Searching::TwoSteps,
+        &mut report,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (report.found, report.recorded, report.forged),
+        (251, 251, 5)
+    );
+    assert_eq!(ledger(pool.clone()).await, pipelined);
+    let two_steps = cursor().await;
+    assert_eq!(
+        (two_steps.uidvalidity, two_steps.last_uid),
+        (moved_to.uidvalidity, moved_to.last_uid)
+    );
+
+    // A SEARCH the server refuses (here a mark header it cannot parse) fails the pipelined
+    // scan: the FETCH of its unset result finding nothing is not taken for an empty folder,
+    // and the cursor stays.
+    let late = queue(&app, campaign.id, ours.id, 1).await;
+    s.append("INBOX", None, None, &raw(&app.marker, &late[0]))
+        .await
+        .unwrap();
+    let mut broken = App::build(
+        Config::from_toml(&text, Some(&root.join("config/lab.toml")), &[]).unwrap(),
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
+    broken.marker = Marker::new("X-Hearth Refused", b"any".to_vec());
+    let mut report = scan::ScanReport::default();
+    let err = scan::scan_folder(
+        &broken,
+        &ours,
+        &mut other,
+        "INBOX",
+        Placement::Inbox,
+        scan::Searching::Pipelined,
+        &mut report,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("UID SEARCH refused") && err.is_transient(),
+        "{err}"
+    );
+    assert_eq!(report, scan::ScanReport::default());
+    let stayed = cursor().await;
+    assert_eq!(stayed.last_uid, two_steps.last_uid);
+    // The same session goes on: the next scan finds the new message.
+    scan::scan_folder(
+        &app,
+        &ours,
+        &mut other,
+        "INBOX",
+        Placement::Inbox,
+        scan::Searching::Pipelined,
+        &mut report,
+    )
+    .await
+    .unwrap();
+    assert_eq!((report.found, report.recorded, report.forged), (1, 1, 0));
+    assert!(cursor().await.last_uid > stayed.last_uid);
+    let _ = other.logout().await;
     let _ = s.logout().await;
+    broken.store.close().await;
     app.store.close().await;
 }

@@ -1282,7 +1282,7 @@ async fn scan_batch_attributes_and_records_in_bulk(store: Store) {
         seen_at: 400,
     };
     let sighting = |message_id: &str, uid: i64| scan_batch::Sighting {
-        message_id: message_id.to_owned(),
+        message_id: message_id.into(),
         arrived: 150,
         auth_spf: Some("pass".into()),
         auth_dkim: None,

@@ -121,18 +121,41 @@ pub async fn scan_session(
             };
             scan_folder_gmail(app, seed, session, &view, &mut report).await?;
         } else {
-            scan_folder(app, seed, session, folder, *class, &mut report).await?;
+            let how = Searching::of(&caps);
+            scan_folder(app, seed, session, folder, *class, how, &mut report).await?;
         }
         report.folders.push(folder.clone());
     }
     Ok(report)
 }
 
+/// How a folder's new marked mail is searched and fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Searching {
+    /// UID SEARCH, then a UID FETCH of the UIDs it returned: two round trips.
+    TwoSteps,
+    /// The server has SEARCHRES (RFC 5182): the UID SEARCH saves its result as `$` and the UID
+    /// FETCH of `$` goes out right behind it, one round trip for both.
+    Pipelined,
+}
+
+impl Searching {
+    /// Pipelined where the server offers SEARCHRES.
+    pub fn of(caps: &async_imap::types::Capabilities) -> Searching {
+        if caps.has_str("SEARCHRES") {
+            Searching::Pipelined
+        } else {
+            Searching::TwoSteps
+        }
+    }
+}
+
 /// Scans one folder for marked mail that arrived since its cursor and records what it finds:
 /// SELECT (the cursor read meanwhile), UID SEARCH, one UID FETCH of the few header fields the
-/// scan reads. Each response is checked as it arrives, and the database work runs beside the
-/// FETCH, in chunks: while the server sends the rest, the placements of the messages already
-/// verified are inserted, joined with this seed's outbox rows, one statement per chunk
+/// scan reads (sent together where the server has SEARCHRES, see [`Searching`]). Each
+/// response is checked as it arrives, and the database work runs beside the FETCH, in
+/// chunks: while the server sends the rest, the placements of the messages already verified
+/// are inserted, joined with this seed's outbox rows, one statement per chunk
 /// ([`store::scan_batch`]). Each insert is atomic on its own and skips what is recorded
 /// already; the cursor moves last, once every chunk is in, so a scan cut short is repeated
 /// and records nothing twice.
@@ -142,6 +165,7 @@ pub async fn scan_folder(
     session: &mut Session,
     folder: &str,
     class: Placement,
+    how: Searching,
     report: &mut ScanReport,
 ) -> Result<(), ScanError> {
     let pool = app.store.pool();
@@ -159,47 +183,124 @@ pub async fn scan_folder(
         .filter(|c| c.uidvalidity == uidvalidity)
         .map(|c| c.last_uid)
         .unwrap_or(0);
-    let mut uids = Vec::new();
+    let sighted = FolderSighting {
+        seed_id: seed.id,
+        provider: seed.record.provider,
+        placement: class,
+        folder,
+        imap_uidvalidity: uidvalidity,
+        seen_at: app.clock.now(),
+    };
+    let mut high = after;
     if mailbox.exists > 0 {
-        let query = format!("UID {}:* {}", after + 1, app.marker.search_key());
-        uids = session
-            .uid_search(&query)
-            .await
-            .map_err(ImapError::from)?
-            .into_iter()
-            .filter(|u| i64::from(*u) > after)
-            .collect();
-        uids.sort_unstable();
-    }
-    let mut high = uids.last().map(|u| i64::from(*u)).unwrap_or(after);
-    if let Some(next) = mailbox.uid_next.filter(|_| mailbox.exists > 0) {
-        // Everything below UIDNEXT at SELECT time has been searched.
-        high = high.max(i64::from(next) - 1);
-    }
-    if !uids.is_empty() {
-        let sighted = FolderSighting {
-            seed_id: seed.id,
-            provider: seed.record.provider,
-            placement: class,
-            folder,
-            imap_uidvalidity: uidvalidity,
-            seen_at: app.clock.now(),
-        };
+        let search = format!("UID {}:* {}", after + 1, app.marker.search_key());
         let (sightings, chunks) = tokio::sync::mpsc::unbounded_channel();
-        let mut forged = 0;
-        let (_, (found, recorded)) = tokio::try_join!(
-            fetch_marked(app, session, &uids, sightings, &mut forged),
-            record_chunks(app, &sighted, &sending, chunks),
-        )?;
-        report.forged += forged;
+        let mut fetched = Fetched::default();
+        // What the FETCH can bring at most: the messages above the cursor.
+        let new_at_most = mailbox.uid_next.map_or(mailbox.exists as usize, |next| {
+            let above = (i64::from(next) - 1 - after).max(0);
+            (mailbox.exists as usize).min(usize::try_from(above).unwrap_or(usize::MAX))
+        });
+        let (found, recorded) = match how {
+            Searching::Pipelined => {
+                let (_, counts) = tokio::try_join!(
+                    search_and_fetch(app, session, &search, after, sightings, &mut fetched),
+                    record_chunks(app, &sighted, &sending, new_at_most, chunks),
+                )?;
+                counts
+            }
+            Searching::TwoSteps => {
+                let mut uids: Vec<u32> = session
+                    .uid_search(&search)
+                    .await
+                    .map_err(ImapError::from)?
+                    .into_iter()
+                    .filter(|u| i64::from(*u) > after)
+                    .collect();
+                uids.sort_unstable();
+                if uids.is_empty() {
+                    (0, 0)
+                } else {
+                    let set = uid_set(&uids);
+                    let (_, counts) = tokio::try_join!(
+                        fetch_marked(app, session, &set, after, sightings, &mut fetched),
+                        record_chunks(app, &sighted, &sending, uids.len(), chunks),
+                    )?;
+                    counts
+                }
+            }
+        };
+        high = high.max(fetched.high);
+        report.forged += fetched.forged;
         report.found += found;
         report.recorded += recorded;
         if recorded > 0 {
             tracing::info!(seed = %seed.record.address, placement = %class, folder, recorded, "placements recorded");
         }
+        if let Some(next) = mailbox.uid_next {
+            // Everything below UIDNEXT at SELECT time has been searched.
+            high = high.max(i64::from(next) - 1);
+        }
     }
-    store::cursors::set(pool, seed.id, folder, uidvalidity, high, app.clock.now()).await?;
+    store::scan_batch::set_cursor_on(&app.store, &sighted, high, app.clock.now()).await?;
     Ok(())
+}
+
+/// What a FETCH saw besides the sightings it passed on.
+#[derive(Debug, Default)]
+struct Fetched {
+    /// Marks that did not verify.
+    forged: usize,
+    /// The highest UID fetched above the cursor (0 if none).
+    high: i64,
+}
+
+/// The UID SEARCH and the UID FETCH of its result in one round trip (SEARCHRES, RFC 5182):
+/// the SEARCH saves its result as `$` and the FETCH of `$` is sent without waiting for it.
+/// The SEARCH's completion comes back among the FETCH's responses, where async-imap passes
+/// it on as unsolicited: a SEARCH the server refused is an error, never an empty folder
+/// (the FETCH of an unset `$` finds nothing).
+async fn search_and_fetch(
+    app: &App,
+    session: &mut Session,
+    search: &str,
+    after: i64,
+    out: UnboundedSender<Sighting>,
+    fetched: &mut Fetched,
+) -> Result<(), ScanError> {
+    use async_imap::imap_proto::{Response, Status};
+    use async_imap::types::UnsolicitedResponse;
+    // Nothing else reads the session's unsolicited responses: make room for the SEARCH's
+    // completion in their bounded queue (a full queue drops what comes).
+    while session.unsolicited_responses.try_recv().is_ok() {}
+    let tag = session
+        .run_command(format!("UID SEARCH RETURN (SAVE) {search}"))
+        .await
+        .map_err(ImapError::from)?;
+    fetch_marked(app, session, "$", after, out, fetched).await?;
+    let mut searched = None;
+    while let Ok(r) = session.unsolicited_responses.try_recv() {
+        if let UnsolicitedResponse::Other(r) = r
+            && let Response::Done {
+                tag: done,
+                status,
+                outcome,
+            } = r.parsed()
+            && *done == tag
+        {
+            searched = Some(match status {
+                Status::Ok => Ok(()),
+                _ => Err(outcome.information.as_deref().unwrap_or("").to_owned()),
+            });
+        }
+    }
+    match searched {
+        Some(Ok(())) => Ok(()),
+        Some(Err(reason)) => {
+            Err(ImapError::Protocol(format!("UID SEARCH refused: {reason}")).into())
+        }
+        None => Err(ImapError::Protocol("no answer to the UID SEARCH".into()).into()),
+    }
 }
 
 /// The IMAP set of `uids` (sorted, ascending): runs written as ranges, `1:1000,1003`.
@@ -226,26 +327,33 @@ pub fn uid_set(uids: &[u32]) -> String {
     out
 }
 
-/// FETCHes `uids` and passes on the messages whose mark verifies, checking each response as
-/// it arrives. Marks that do not verify are counted in `forged`.
+/// FETCHes the UID `set` and passes on the messages above `after` whose mark verifies,
+/// checking each response as it arrives. Marks that do not verify are counted.
 async fn fetch_marked(
     app: &App,
     session: &mut Session,
-    uids: &[u32],
+    set: &str,
+    after: i64,
     out: UnboundedSender<Sighting>,
-    forged: &mut usize,
+    fetched: &mut Fetched,
 ) -> Result<(), ScanError> {
     let stream = session
-        .uid_fetch(uid_set(uids), marked::fetch_items(&app.marker))
+        .uid_fetch(set, marked::fetch_items(&app.marker))
         .await
         .map_err(ImapError::from)?;
     let mut stream = std::pin::pin!(stream);
     let mut passed = 0;
     while let Some(f) = stream.try_next().await.map_err(ImapError::from)? {
+        // `n:*` holds the highest UID even below `n`: mail seen in an earlier scan.
+        let uid = f.uid.map_or(0, i64::from);
+        if uid <= after {
+            continue;
+        }
+        fetched.high = fetched.high.max(uid);
         let (seen, message_id) = match marked::check_fetch(&app.marker, &f) {
             Marked::Unmarked => continue,
             Marked::Forged => {
-                *forged += 1;
+                fetched.forged += 1;
                 continue;
             }
             Marked::Genuine(seen, id) => (seen, id),
@@ -256,59 +364,79 @@ async fn fetch_marked(
             .first()
             .map(|v| headers::auth_verdicts(v))
             .unwrap_or_default();
+        let mut auth = seen.auth_results;
         let sighting = Sighting {
-            message_id,
+            message_id: message_id.into(),
             arrived: f
                 .internal_date()
                 .map_or_else(|| app.clock.now(), |d| d.timestamp()),
-            auth_spf: verdicts.spf,
-            auth_dkim: verdicts.dkim,
-            auth_dmarc: verdicts.dmarc,
-            auth_results: (!seen.auth_results.is_empty()).then(|| seen.auth_results.join("\n")),
-            imap_uid: f.uid.map(i64::from),
+            auth_spf: verdicts.spf.map(Into::into),
+            auth_dkim: verdicts.dkim.map(Into::into),
+            auth_dmarc: verdicts.dmarc.map(Into::into),
+            auth_results: match auth.len() {
+                0 => None,
+                1 => auth.pop().map(Into::into),
+                _ => Some(auth.join("\n").into()),
+            },
+            imap_uid: Some(uid),
         };
         if out.send(sighting).is_err() {
             break; // the recording side failed; its error is the one reported
         }
         passed += 1;
-        if passed % CHUNK == 0 {
+        if passed % store::scan_batch::CHUNK_SIZES[3] == 0 {
             // Responses already buffered never make the stream wait: let the recording side
-            // take this chunk to the database now, beside the rest of the FETCH.
+            // take a chunk that is full to the database now, beside the rest of the FETCH.
             tokio::task::yield_now().await;
         }
     }
     Ok(())
 }
 
-/// Messages in a chunk: small enough that recording starts while the server is still
-/// sending, large enough that a chunk's two statements are worth their round trips. Full
-/// chunks use statements kept prepared ([`store::scan_batch::CHUNK`]).
-const CHUNK: usize = store::scan_batch::CHUNK;
-
-/// Records the sightings as they come, a chunk at a time, until the FETCH is over. `sending`
-/// lists the seed's sends not yet confirmed when the scan began. Returns (found, recorded).
+/// Records the sightings as they come, a chunk at a time, until the FETCH is over, beside it:
+/// full chunks while plenty are to come, then whatever is ready each time the database is
+/// free ([`store::scan_batch::next_chunk`]), so that little is left to write after the last
+/// response. `expected` is how many the FETCH should bring, `sending` the seed's sends not
+/// yet confirmed when the scan began. Returns (found, recorded).
 async fn record_chunks(
     app: &App,
     folder: &FolderSighting<'_>,
     sending: &[String],
+    expected: usize,
     mut sightings: UnboundedReceiver<Sighting>,
 ) -> Result<(usize, usize), ScanError> {
-    let (mut found, mut recorded) = (0, 0);
-    let mut chunk = Vec::new();
+    use tokio::sync::mpsc::error::TryRecvError;
+    let (mut found, mut recorded, mut received) = (0, 0, 0);
+    let mut ready = Vec::new();
+    let mut over = false;
     loop {
-        while chunk.len() < CHUNK {
-            let room = CHUNK - chunk.len();
-            if sightings.recv_many(&mut chunk, room).await == 0 {
-                break; // the FETCH is over
+        while !over {
+            match sightings.try_recv() {
+                Ok(s) => {
+                    ready.push(s);
+                    received += 1;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => over = true,
             }
         }
-        if chunk.is_empty() {
-            return Ok((found, recorded));
+        let to_come = expected.saturating_sub(received);
+        match store::scan_batch::next_chunk(ready.len(), to_come, over) {
+            Some(n) => {
+                let (f, r) = record(app, folder, sending, &ready[..n]).await?;
+                found += f;
+                recorded += r;
+                ready.drain(..n);
+            }
+            None if over => return Ok((found, recorded)),
+            None => {
+                let got = sightings
+                    .recv_many(&mut ready, store::scan_batch::CHUNK)
+                    .await;
+                received += got;
+                over = got == 0;
+            }
         }
-        let (f, r) = record(app, folder, sending, &chunk).await?;
-        found += f;
-        recorded += r;
-        chunk.clear();
     }
 }
 
@@ -324,7 +452,7 @@ async fn record(
 ) -> Result<(usize, usize), ScanError> {
     let recorded =
         store::scan_batch::record_sightings_on(&app.store, folder, chunk).await? as usize;
-    let ids: HashSet<&str> = chunk.iter().map(|s| s.message_id.as_str()).collect();
+    let ids: HashSet<&str> = chunk.iter().map(|s| &*s.message_id).collect();
     let found = if recorded == ids.len() {
         recorded
     } else {
@@ -342,7 +470,7 @@ async fn record(
     // A message seen before its send was confirmed (a crash between SMTP and the database)
     // is proof that it was sent.
     for message_id in sending {
-        if chunk.iter().any(|s| &s.message_id == message_id) {
+        if chunk.iter().any(|s| *s.message_id == **message_id) {
             tracing::info!(%message_id, "found in the seed inbox while marked sending");
         }
     }

@@ -37,13 +37,7 @@ impl Owner {
 
     fn set_sql(self) -> &'static str {
         match self {
-            Owner::Seed(_) => {
-                "INSERT INTO imap_cursors (seed_id, folder, uidvalidity, last_uid, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (seed_id, folder) DO UPDATE SET \
-                   uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, \
-                   updated_at = excluded.updated_at"
-            }
+            Owner::Seed(_) => SEED_SET_SQL,
             Owner::Sender(_) => {
                 "INSERT INTO sender_cursors (sender_id, folder, uidvalidity, last_uid, updated_at) \
                  VALUES ($1, $2, $3, $4, $5) \
@@ -60,6 +54,13 @@ impl Owner {
         }
     }
 }
+
+/// Stores a seed folder's cursor: (seed_id, folder, uidvalidity, last_uid, updated_at).
+pub(super) const SEED_SET_SQL: &str = "INSERT INTO imap_cursors (seed_id, folder, uidvalidity, last_uid, updated_at) \
+     VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (seed_id, folder) DO UPDATE SET \
+       uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, \
+       updated_at = excluded.updated_at";
 
 async fn get_of<'c, E>(ex: E, owner: Owner, folder: &str) -> Result<Option<ImapCursor>, StoreError>
 where

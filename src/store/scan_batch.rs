@@ -8,11 +8,12 @@
 //! scan `COUNT` them ([`attribute`]).
 //!
 //! Statements hold as many parameters as the backend allows (see [`super::outbox_bulk`]).
-//! Only those for exactly [`CHUNK`] messages are kept prepared: the others' size follows the
-//! batch, and a cached statement of thousands of parameters is large. Callers pass a
-//! connection, or their transaction's.
+//! Only those for the scan's chunk sizes ([`CHUNK_SIZES`]) are kept prepared: the others'
+//! size follows the batch, and a cached statement of thousands of parameters is large.
+//! Callers pass a connection, or their transaction's.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use sqlx::{AnyConnection, AssertSqlSafe, Connection as _};
 
@@ -28,6 +29,29 @@ use super::{Backend, Store, StoreError, row};
 /// two cores); larger chunks start later beside the FETCH and leave more for after it.
 pub const CHUNK: usize = 200;
 
+/// The chunk sizes a scan uses, largest first ([`next_chunk`]); their statements are kept
+/// prepared. The smallest is where a chunk's rows cost about as much as its fixed part.
+pub const CHUNK_SIZES: [usize; 4] = [CHUNK, CHUNK / 2, CHUNK / 4, CHUNK / 8];
+
+/// How many of the `ready` sightings to record now, or None to wait for more. `to_come` is
+/// how many more the FETCH should bring (an estimate), `over` whether it has ended.
+///
+/// While plenty are to come, chunks are full ([`CHUNK`]): each statement has a fixed cost.
+/// Towards the end, whatever is ready goes as soon as the database is free, in the largest
+/// size with a prepared statement ([`CHUNK_SIZES`]), so that when the last response comes the
+/// database is not still busy with a full chunk: what is left to write then is small.
+pub fn next_chunk(ready: usize, to_come: usize, over: bool) -> Option<usize> {
+    let smallest = CHUNK_SIZES[CHUNK_SIZES.len() - 1];
+    let prepared = CHUNK_SIZES.into_iter().find(|size| *size <= ready);
+    if over {
+        return (ready > 0).then(|| prepared.unwrap_or(ready));
+    }
+    if to_come > 2 * CHUNK {
+        return (ready >= CHUNK).then_some(CHUNK);
+    }
+    prepared.filter(|size| *size >= smallest)
+}
+
 /// The columns every placement of one folder's chunk shares.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FolderSighting<'a> {
@@ -40,17 +64,18 @@ pub struct FolderSighting<'a> {
     pub seen_at: i64,
 }
 
-/// One message found in the folder, its mark verified.
+/// One message found in the folder, its mark verified. Its text is shared (`Arc<str>`): on
+/// SQLite, binding it to the chunk's statement copies nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sighting {
-    pub message_id: String,
+    pub message_id: Arc<str>,
     /// The message's INTERNALDATE: the latency is from the outbox row's `sent_at` (or its
     /// `run_at` if the send was never confirmed) to this, never negative.
     pub arrived: i64,
-    pub auth_spf: Option<String>,
-    pub auth_dkim: Option<String>,
-    pub auth_dmarc: Option<String>,
-    pub auth_results: Option<String>,
+    pub auth_spf: Option<Arc<str>>,
+    pub auth_dkim: Option<Arc<str>>,
+    pub auth_dmarc: Option<Arc<str>>,
+    pub auth_results: Option<Arc<str>>,
     pub imap_uid: Option<i64>,
 }
 
@@ -166,9 +191,10 @@ fn insert_sql(backend: Backend, rows: usize) -> String {
 }
 
 /// Binds a chunk's values to its insert ([`insert_sql`]): the shared columns, then each
-/// sighting's own. A macro, for the `Any` driver's query and the native SQLite one alike.
+/// sighting's own, each text as `$text(value)` (borrowed for the `Any` driver, the shared
+/// `Arc` itself for the native SQLite one). A macro, for both drivers' queries.
 macro_rules! bind_chunk {
-    ($q:expr, $folder:expr, $part:expr) => {{
+    ($q:expr, $folder:expr, $part:expr, $text:expr) => {{
         let mut q = $q
             .bind($folder.seed_id)
             .bind($folder.provider.as_str())
@@ -178,16 +204,21 @@ macro_rules! bind_chunk {
             .bind($folder.seen_at);
         for s in $part {
             q = q
-                .bind(s.message_id.as_str())
+                .bind($text(&s.message_id))
                 .bind(s.arrived)
-                .bind(s.auth_spf.as_deref())
-                .bind(s.auth_dkim.as_deref())
-                .bind(s.auth_dmarc.as_deref())
-                .bind(s.auth_results.as_deref())
+                .bind(s.auth_spf.as_ref().map($text))
+                .bind(s.auth_dkim.as_ref().map($text))
+                .bind(s.auth_dmarc.as_ref().map($text))
+                .bind(s.auth_results.as_ref().map($text))
                 .bind(s.imap_uid);
         }
         q
     }};
+}
+
+/// A sighting's text as the `Any` driver binds it.
+fn borrowed(text: &Arc<str>) -> &str {
+    text
 }
 
 /// The sightings to insert: each Message-ID once, as first seen. (Within one statement the
@@ -196,7 +227,7 @@ fn first_sightings(sightings: &[Sighting]) -> Vec<&Sighting> {
     let mut seen = HashSet::with_capacity(sightings.len());
     sightings
         .iter()
-        .filter(|s| seen.insert(s.message_id.as_str()))
+        .filter(|s| seen.insert(&*s.message_id))
         .collect()
 }
 
@@ -213,13 +244,25 @@ pub async fn record_sightings(
     let firsts = first_sightings(sightings);
     for part in firsts.chunks((max_params(backend) - SHARED_COLUMNS) / OWN_COLUMNS) {
         let q = sqlx::query(AssertSqlSafe(insert_sql(backend, part.len())))
-            .persistent(part.len() == CHUNK);
-        recorded += bind_chunk!(q, folder, part)
+            .persistent(CHUNK_SIZES.contains(&part.len()));
+        recorded += bind_chunk!(q, folder, part, borrowed)
             .execute(&mut *conn)
             .await?
             .rows_affected();
     }
     Ok(recorded)
+}
+
+/// The SQLite insert for `CHUNK_SIZES[i]` sightings, built once.
+fn prepared_insert(i: usize) -> &'static str {
+    static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        CHUNK_SIZES
+            .iter()
+            .map(|size| insert_sql(Backend::Sqlite, *size))
+            .collect()
+    })[i]
+        .as_str()
 }
 
 /// [`record_sightings`] as a folder scan calls it: on a SQLite file through the store's one
@@ -234,7 +277,72 @@ pub async fn record_sightings_on(
         let mut conn = store.pool().acquire().await?;
         return record_sightings(&mut conn, folder, sightings).await;
     };
-    let conn = match writer.as_mut() {
+    let conn = writer_connection(store, &mut writer).await?;
+    let mut recorded = 0;
+    let firsts = first_sightings(sightings);
+    for part in firsts.chunks((max_params(Backend::Sqlite) - SHARED_COLUMNS) / OWN_COLUMNS) {
+        let q = match CHUNK_SIZES.iter().position(|size| *size == part.len()) {
+            // Kept prepared: their text is built once, and looked up in the statement cache.
+            Some(i) => sqlx::query::<sqlx::Sqlite>(prepared_insert(i)),
+            None => sqlx::query(AssertSqlSafe(insert_sql(Backend::Sqlite, part.len())))
+                .persistent(false),
+        };
+        match bind_chunk!(q, folder, part, Arc::clone)
+            .execute(&mut *conn)
+            .await
+        {
+            Ok(done) => recorded += done.rows_affected(),
+            Err(e) => {
+                close_writer(&mut writer).await;
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(recorded)
+}
+
+/// Moves the cursor of the scanned folder to `last_uid` ([`super::cursors::set`]), on the
+/// connection that wrote the folder's chunks: on a SQLite file the ledger writer, whose
+/// cache holds the pages just written and which needs no second connection.
+pub async fn set_cursor_on(
+    store: &Store,
+    folder: &FolderSighting<'_>,
+    last_uid: i64,
+    now: i64,
+) -> Result<(), StoreError> {
+    let Some(mut writer) = store.ledger_writer().await else {
+        return super::cursors::set(
+            store.pool(),
+            folder.seed_id,
+            folder.folder,
+            folder.imap_uidvalidity,
+            last_uid,
+            now,
+        )
+        .await;
+    };
+    let conn = writer_connection(store, &mut writer).await?;
+    let done = sqlx::query::<sqlx::Sqlite>(super::cursors::SEED_SET_SQL)
+        .bind(folder.seed_id)
+        .bind(folder.folder)
+        .bind(folder.imap_uidvalidity)
+        .bind(last_uid)
+        .bind(now)
+        .execute(&mut *conn)
+        .await;
+    if let Err(e) = done {
+        close_writer(&mut writer).await;
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+/// The ledger writer's connection, opened on first use (and again after an error closed it).
+async fn writer_connection<'w>(
+    store: &Store,
+    writer: &'w mut Option<sqlx::SqliteConnection>,
+) -> Result<&'w mut sqlx::SqliteConnection, StoreError> {
+    Ok(match writer {
         Some(conn) => conn,
         None => writer.insert(
             store
@@ -242,24 +350,14 @@ pub async fn record_sightings_on(
                 .await?
                 .expect("a store with a ledger writer is a SQLite file"),
         ),
-    };
-    let mut recorded = 0;
-    let firsts = first_sightings(sightings);
-    for part in firsts.chunks((max_params(Backend::Sqlite) - SHARED_COLUMNS) / OWN_COLUMNS) {
-        let q = sqlx::query::<sqlx::Sqlite>(AssertSqlSafe(insert_sql(Backend::Sqlite, part.len())))
-            .persistent(part.len() == CHUNK);
-        match bind_chunk!(q, folder, part).execute(&mut *conn).await {
-            Ok(done) => recorded += done.rows_affected(),
-            Err(e) => {
-                // Whatever state the connection is in, the next chunk gets a new one.
-                if let Some(conn) = writer.take() {
-                    let _ = conn.close().await;
-                }
-                return Err(e.into());
-            }
-        }
+    })
+}
+
+/// After an error, whatever state the connection is in: the next statement gets a new one.
+async fn close_writer(writer: &mut Option<sqlx::SqliteConnection>) {
+    if let Some(conn) = writer.take() {
+        let _ = conn.close().await;
     }
-    Ok(recorded)
 }
 
 #[cfg(test)]
@@ -341,6 +439,37 @@ mod tests {
             detail.len() == 1 && detail[0].contains("INDEX") && !detail[0].contains("seed_id"),
             "{detail:?}"
         );
+    }
+
+    #[test]
+    fn chunks_are_full_until_the_end_of_the_fetch_nears() {
+        // Plenty to come: full chunks only.
+        assert_eq!(next_chunk(199, 800, false), None);
+        assert_eq!(next_chunk(200, 800, false), Some(200));
+        assert_eq!(next_chunk(350, 401, false), Some(200));
+        // Near the end: what is ready, in a prepared size.
+        assert_eq!(next_chunk(199, 400, false), Some(100));
+        assert_eq!(next_chunk(60, 100, false), Some(50));
+        assert_eq!(next_chunk(24, 10, false), None);
+        assert_eq!(next_chunk(25, 10, false), Some(25));
+        // Over: everything, prepared sizes first.
+        assert_eq!(next_chunk(37, 0, true), Some(25));
+        assert_eq!(next_chunk(12, 0, true), Some(12));
+        assert_eq!(next_chunk(450, 0, true), Some(200));
+        assert_eq!(next_chunk(0, 0, true), None);
+        // Whatever the counts, a chunk is never empty nor more than is ready.
+        for ready in 0..500 {
+            for to_come in [0, 1, 50, 400, 401, 5000] {
+                for over in [false, true] {
+                    if let Some(n) = next_chunk(ready, to_come, over) {
+                        assert!(
+                            n > 0 && n <= ready && n <= CHUNK,
+                            "{ready} {to_come} {over}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
