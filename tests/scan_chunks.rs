@@ -88,6 +88,27 @@ fn raw(marker: &Marker, message_id: &str) -> Vec<u8> {
     [AUTH_RESULTS.as_bytes(), &built.bytes].concat()
 }
 
+/// Scans the seed's INBOX alone, searching `how`.
+async fn scan_inbox(
+    app: &App,
+    seed: &store::seeds::SeedRow,
+    session: &mut imap::Session,
+    how: scan::Searching,
+) -> Result<scan::ScanReport, scan::ScanError> {
+    let mut report = scan::ScanReport::default();
+    scan::scan_folder(
+        app,
+        seed,
+        session,
+        "INBOX",
+        Placement::Inbox,
+        how,
+        &mut report,
+    )
+    .await
+    .map(|()| report)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_folder_of_several_chunks_is_recorded_once() {
     let Some(lab) = lab::lab_dir("scan chunk lab tests", &[1993]) else {
@@ -254,19 +275,10 @@ async fn a_folder_of_several_chunks_is_recorded_once() {
         .execute(&pool)
         .await
         .unwrap();
-    let mut report = scan::ScanReport::default();
     let mut other = session(&lab).await;
-    scan::scan_folder(
-        &app,
-        &ours,
-        &mut other,
-        "INBOX",
-        Placement::Inbox,
-        scan::Searching::TwoSteps,
-        &mut report,
-    )
-    .await
-    .unwrap();
+    let report = scan_inbox(&app, &ours, &mut other, scan::Searching::TwoSteps)
+        .await
+        .unwrap();
     assert_eq!(
         (report.found, report.recorded, report.forged),
         (251, 251, 5)
@@ -312,17 +324,9 @@ async fn a_folder_of_several_chunks_is_recorded_once() {
     let stayed = cursor().await;
     assert_eq!(stayed.last_uid, two_steps.last_uid);
     // The same session goes on: the next scan finds the new message.
-    scan::scan_folder(
-        &app,
-        &ours,
-        &mut other,
-        "INBOX",
-        Placement::Inbox,
-        scan::Searching::Pipelined,
-        &mut report,
-    )
-    .await
-    .unwrap();
+    let report = scan_inbox(&app, &ours, &mut other, scan::Searching::Pipelined)
+        .await
+        .unwrap();
     assert_eq!((report.found, report.recorded, report.forged), (1, 1, 0));
     assert!(cursor().await.last_uid > stayed.last_uid);
     let _ = other.logout().await;

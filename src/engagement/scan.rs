@@ -201,35 +201,10 @@ pub async fn scan_folder(
             let above = (i64::from(next) - 1 - after).max(0);
             (mailbox.exists as usize).min(usize::try_from(above).unwrap_or(usize::MAX))
         });
-        let (found, recorded) = match how {
-            Searching::Pipelined => {
-                let (_, counts) = tokio::try_join!(
-                    search_and_fetch(app, session, &search, after, sightings, &mut fetched),
-                    record_chunks(app, &sighted, &sending, new_at_most, chunks),
-                )?;
-                counts
-            }
-            Searching::TwoSteps => {
-                let mut uids: Vec<u32> = session
-                    .uid_search(&search)
-                    .await
-                    .map_err(ImapError::from)?
-                    .into_iter()
-                    .filter(|u| i64::from(*u) > after)
-                    .collect();
-                uids.sort_unstable();
-                if uids.is_empty() {
-                    (0, 0)
-                } else {
-                    let set = uid_set(&uids);
-                    let (_, counts) = tokio::try_join!(
-                        fetch_marked(app, session, &set, after, sightings, &mut fetched),
-                        record_chunks(app, &sighted, &sending, uids.len(), chunks),
-                    )?;
-                    counts
-                }
-            }
-        };
+        let (_, (found, recorded)) = tokio::try_join!(
+            fetch_new(app, session, how, &search, after, sightings, &mut fetched),
+            record_chunks(app, &sighted, &sending, new_at_most, chunks),
+        )?;
         high = high.max(fetched.high);
         report.forged += fetched.forged;
         report.found += found;
@@ -253,6 +228,46 @@ struct Fetched {
     forged: usize,
     /// The highest UID fetched above the cursor (0 if none).
     high: i64,
+}
+
+/// The UIDs above `after` that `search` (a UID SEARCH) finds, ascending. (`n:*` holds the
+/// highest UID even below `n`: mail seen in an earlier scan.)
+pub(crate) async fn new_uids(
+    session: &mut Session,
+    search: &str,
+    after: i64,
+) -> Result<Vec<u32>, ImapError> {
+    let mut uids: Vec<u32> = session
+        .uid_search(search)
+        .await?
+        .into_iter()
+        .filter(|u| i64::from(*u) > after)
+        .collect();
+    uids.sort_unstable();
+    Ok(uids)
+}
+
+/// Searches the folder for marked mail above `after` and fetches it, `how` the server
+/// allows, passing each verified message on to `out`.
+async fn fetch_new(
+    app: &App,
+    session: &mut Session,
+    how: Searching,
+    search: &str,
+    after: i64,
+    out: UnboundedSender<Sighting>,
+    fetched: &mut Fetched,
+) -> Result<(), ScanError> {
+    match how {
+        Searching::Pipelined => search_and_fetch(app, session, search, after, out, fetched).await,
+        Searching::TwoSteps => {
+            let uids = new_uids(session, search, after).await?;
+            if uids.is_empty() {
+                return Ok(());
+            }
+            fetch_marked(app, session, &uid_set(&uids), after, out, fetched).await
+        }
+    }
 }
 
 /// The UID SEARCH and the UID FETCH of its result in one round trip (SEARCHRES, RFC 5182):
@@ -511,14 +526,7 @@ async fn scan_folder_gmail(
     }
     let query = format!("UID {}:* {}", after + 1, app.marker.search_key());
     let body_mark = app.marker.mode() == MarkMode::Body;
-    let mut uids: Vec<u32> = session
-        .uid_search(&query)
-        .await
-        .map_err(ImapError::from)?
-        .into_iter()
-        .filter(|u| i64::from(*u) > after)
-        .collect();
-    uids.sort_unstable();
+    let uids = new_uids(session, &query, after).await?;
     let mut high = uids.last().map(|u| i64::from(*u)).unwrap_or(after);
     if let Some(next) = uid_next {
         // Everything below UIDNEXT at SELECT time has been searched.

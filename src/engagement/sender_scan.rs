@@ -226,14 +226,7 @@ async fn scan_folder(
     }
     if mailbox.exists > 0 {
         let query = format!("UID {}:* {}", after + 1, app.marker.search_key());
-        let mut uids: Vec<u32> = session
-            .uid_search(&query)
-            .await
-            .map_err(ImapError::from)?
-            .into_iter()
-            .filter(|u| i64::from(*u) > after)
-            .collect();
-        uids.sort_unstable();
+        let uids = super::scan::new_uids(session, &query, after).await?;
         if let Some(last) = uids.last() {
             high = high.max(i64::from(*last));
         }
