@@ -57,7 +57,13 @@ fn parse_plain(raw: &[u8], mark_header: &str) -> Option<SeenHeaders> {
         if !plain {
             return None;
         }
-        out.message_id = Some(format!("<{}>", std::str::from_utf8(id).ok()?));
+        // Built by hand: `format!` costs more than the rest of the parse.
+        let id = std::str::from_utf8(id).ok()?;
+        let mut bracketed = String::with_capacity(id.len() + 2);
+        bracketed.push('<');
+        bracketed.push_str(id);
+        bracketed.push('>');
+        out.message_id = Some(bracketed);
     }
     Some(out)
 }

@@ -3,6 +3,7 @@
 //! scan, retention and the sender-mailbox scan all go through these (the SEARCH that finds
 //! candidates is [`Marker::search_key`]), so none of them knows only one form.
 
+use async_imap::imap_proto::{AttributeValue, MessageSection, SectionPath};
 use async_imap::types::Fetch;
 
 use super::headers;
@@ -41,6 +42,58 @@ pub fn check_fetch(marker: &Marker, f: &Fetch) -> Marked {
     raw.map_or(Marked::Unmarked, |raw| check_mark(marker, raw))
 }
 
+/// What a scan reads of one FETCH response to [`fetch_items`], straight from the response's
+/// attributes (as [`Fetch`]'s accessors find them, without its per-message parse of the
+/// INTERNALDATE).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct FetchedPart<'a> {
+    pub uid: Option<u32>,
+    /// The INTERNALDATE as the server wrote it ([`super::imap::date_time`] reads it).
+    pub internal_date: Option<&'a str>,
+    /// The part the mark is in: the header (header mark) or the whole message (body mark).
+    pub marked: Option<&'a [u8]>,
+}
+
+impl<'a> FetchedPart<'a> {
+    pub fn of(marker: &Marker, attrs: &'a [AttributeValue<'a>]) -> Self {
+        let mut out = FetchedPart::default();
+        for a in attrs {
+            match (a, marker.mode()) {
+                (AttributeValue::Uid(uid), _) => out.uid = Some(*uid),
+                (AttributeValue::InternalDate(d), _) => {
+                    out.internal_date = out.internal_date.or(Some(d.as_ref()));
+                }
+                (
+                    AttributeValue::BodySection {
+                        section: Some(SectionPath::Full(MessageSection::Header)),
+                        data: Some(part),
+                        ..
+                    }
+                    | AttributeValue::Rfc822Header(Some(part)),
+                    MarkMode::Header,
+                )
+                | (
+                    AttributeValue::BodySection {
+                        section: None,
+                        data: Some(part),
+                        ..
+                    }
+                    | AttributeValue::Rfc822(Some(part)),
+                    MarkMode::Body,
+                ) => out.marked = out.marked.or(Some(part.as_ref())),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// [`check_mark`] of the marked part.
+    pub fn check(&self, marker: &Marker) -> Marked {
+        self.marked
+            .map_or(Marked::Unmarked, |raw| check_mark(marker, raw))
+    }
+}
+
 /// Checks the mark of `raw`: the message's headers (header mark), or the whole message (body
 /// mark: the reference line in its text).
 pub fn check_mark(marker: &Marker, raw: &[u8]) -> Marked {
@@ -75,6 +128,40 @@ mod tests {
         );
         let b = m.with_mode(MarkMode::Body);
         assert_eq!(fetch_items(&b), "(UID INTERNALDATE BODY.PEEK[])");
+    }
+
+    #[test]
+    fn fetch_responses_are_read_as_async_imaps_accessors_read_them() {
+        use async_imap::imap_proto::Response;
+        let header = Marker::new("X-Hearth-Mark", b"s".to_vec());
+        let fields = "Message-ID: <m1@sender.test>\r\n\r\n";
+        let raw = format!(
+            "* 3 FETCH (UID 7 INTERNALDATE \"30-Nov-2026 09:12:40 +0000\" \
+             BODY[HEADER.FIELDS (MESSAGE-ID X-HEARTH-MARK)] {{{}}}\r\n{fields})\r\n",
+            fields.len()
+        );
+        let (_, parsed) = Response::parse(raw.as_bytes()).unwrap();
+        let Response::Fetch(3, attrs) = parsed else {
+            panic!("{parsed:?}")
+        };
+        let part = FetchedPart::of(&header, &attrs);
+        assert_eq!(part.uid, Some(7));
+        assert_eq!(part.internal_date, Some("30-Nov-2026 09:12:40 +0000"));
+        assert_eq!(part.marked, Some(fields.as_bytes()));
+        // The header is not where a body mark is.
+        let body = header.clone().with_mode(MarkMode::Body);
+        assert_eq!(FetchedPart::of(&body, &attrs).marked, None);
+        let whole = "* 3 FETCH (UID 8 BODY[] {4}\r\nabcd)\r\n";
+        let (_, parsed) = Response::parse(whole.as_bytes()).unwrap();
+        let Response::Fetch(_, attrs) = parsed else {
+            panic!("{parsed:?}")
+        };
+        assert_eq!(FetchedPart::of(&body, &attrs).marked, Some(&b"abcd"[..]));
+        assert_eq!(FetchedPart::of(&header, &attrs).marked, None);
+        assert!(matches!(
+            FetchedPart::of(&header, &attrs).check(&header),
+            Marked::Unmarked
+        ));
     }
 
     #[test]

@@ -193,7 +193,6 @@ pub async fn scan_folder(
     };
     let mut high = after;
     if mailbox.exists > 0 {
-        let search = format!("UID {}:* {}", after + 1, app.marker.search_key());
         let (sightings, chunks) = tokio::sync::mpsc::unbounded_channel();
         let mut fetched = Fetched::default();
         // What the FETCH can bring at most: the messages above the cursor.
@@ -202,7 +201,7 @@ pub async fn scan_folder(
             (mailbox.exists as usize).min(usize::try_from(above).unwrap_or(usize::MAX))
         });
         let (_, (found, recorded)) = tokio::try_join!(
-            fetch_new(app, session, how, &search, after, sightings, &mut fetched),
+            fetch_new(app, session, how, after, sightings, &mut fetched),
             record_chunks(app, &sighted, &sending, new_at_most, chunks),
         )?;
         high = high.max(fetched.high);
@@ -219,6 +218,30 @@ pub async fn scan_folder(
     }
     store::scan_batch::set_cursor_on(&app.store, &sighted, high, app.clock.now()).await?;
     Ok(())
+}
+
+/// The first half of [`scan_folder`] alone, for the scan bench's breakdown: SELECT, search
+/// and fetch every marked message of `folder`, verify and read each; nothing is recorded,
+/// no cursor read or moved. Returns the verified sightings.
+pub(crate) async fn classify_folder(
+    app: &App,
+    session: &mut Session,
+    folder: &str,
+    how: Searching,
+) -> Result<Vec<Sighting>, ScanError> {
+    let mailbox = session.select(folder).await.map_err(ImapError::from)?;
+    if mailbox.exists == 0 {
+        return Ok(Vec::new());
+    }
+    let (out, mut sightings) = tokio::sync::mpsc::unbounded_channel();
+    let mut fetched = Fetched::default();
+    let collect = async {
+        let mut all = Vec::with_capacity(mailbox.exists as usize);
+        while sightings.recv_many(&mut all, 1024).await > 0 {}
+        Ok::<_, ScanError>(all)
+    };
+    let (_, all) = tokio::try_join!(fetch_new(app, session, how, 0, out, &mut fetched), collect)?;
+    Ok(all)
 }
 
 /// What a FETCH saw besides the sightings it passed on.
@@ -253,69 +276,172 @@ async fn fetch_new(
     app: &App,
     session: &mut Session,
     how: Searching,
-    search: &str,
     after: i64,
     out: UnboundedSender<Sighting>,
     fetched: &mut Fetched,
 ) -> Result<(), ScanError> {
+    let items = marked::fetch_items(&app.marker);
+    let key = app.marker.search_key();
+    let run = |e| ScanError::from(ImapError::from(e));
     match how {
-        Searching::Pipelined => search_and_fetch(app, session, search, after, out, fetched).await,
+        // The UID SEARCH and the UID FETCH of its result in one round trip (SEARCHRES, RFC
+        // 5182): the SEARCH saves its result as `$` and the FETCH of `$` is sent without
+        // waiting for it. A SEARCH the server refused is an error, never an empty folder
+        // (the FETCH of an unset `$` finds nothing).
+        Searching::Pipelined => {
+            let mut tags = Vec::with_capacity(2);
+            for command in [
+                format!("UID SEARCH RETURN (SAVE) UID {}:* {key}", after + 1),
+                format!("UID FETCH $ {items}"),
+            ] {
+                tags.push(session.run_command(command).await.map_err(run)?);
+            }
+            let outcomes = read_fetched(app, session, &tags, after, &out, fetched).await?;
+            for (outcome, command) in outcomes.into_iter().zip(["UID SEARCH", "UID FETCH"]) {
+                outcome.map_err(|reason| refused(command, &reason))?;
+            }
+        }
         Searching::TwoSteps => {
-            let uids = new_uids(session, search, after).await?;
+            let search = format!("UID {}:* {key}", after + 1);
+            let uids = new_uids(session, &search, after).await?;
             if uids.is_empty() {
                 return Ok(());
             }
-            fetch_marked(app, session, &uid_set(&uids), after, out, fetched).await
+            let fetching = session
+                .run_command(format!("UID FETCH {} {items}", uid_set(&uids)))
+                .await
+                .map_err(run)?;
+            let outcomes = read_fetched(app, session, &[fetching], after, &out, fetched).await?;
+            for outcome in outcomes {
+                outcome.map_err(|reason| refused("UID FETCH", &reason))?;
+            }
         }
     }
+    Ok(())
 }
 
-/// The UID SEARCH and the UID FETCH of its result in one round trip (SEARCHRES, RFC 5182):
-/// the SEARCH saves its result as `$` and the FETCH of `$` is sent without waiting for it.
-/// The SEARCH's completion comes back among the FETCH's responses, where async-imap passes
-/// it on as unsolicited: a SEARCH the server refused is an error, never an empty folder
-/// (the FETCH of an unset `$` finds nothing).
-async fn search_and_fetch(
+/// A command the server answered `NO` or `BAD`: transient, like every protocol error (the
+/// next scan asks again; the cursor has not moved).
+fn refused(command: &str, reason: &str) -> ScanError {
+    ImapError::Protocol(format!("{command} refused: {reason}")).into()
+}
+
+/// Reads the server's responses until the commands tagged `tags` are complete, checking each
+/// FETCH response as it arrives: the messages above `after` whose mark verifies are passed on
+/// to `out`, marks that do not verify are counted.
+/// Returns each command's outcome (`Err` with the server's text for `NO` or `BAD`).
+///
+/// The responses are read as they come off the connection, not through async-imap's FETCH
+/// stream: its `Fetch` parses each INTERNALDATE with a chrono format (a tenth of a scan's CPU
+/// time), and its stream ends on the tagged answer without saying whether it was `OK`.
+/// Untagged responses other than FETCH (EXISTS, EXPUNGE, …) are of no use to a scan, which
+/// asks for what it needs anew each time: they are dropped.
+async fn read_fetched(
     app: &App,
     session: &mut Session,
-    search: &str,
+    tags: &[async_imap::imap_proto::RequestId],
     after: i64,
-    out: UnboundedSender<Sighting>,
+    out: &UnboundedSender<Sighting>,
     fetched: &mut Fetched,
-) -> Result<(), ScanError> {
+) -> Result<Vec<Result<(), String>>, ScanError> {
     use async_imap::imap_proto::{Response, Status};
-    use async_imap::types::UnsolicitedResponse;
-    // Nothing else reads the session's unsolicited responses: make room for the SEARCH's
-    // completion in their bounded queue (a full queue drops what comes).
-    while session.unsolicited_responses.try_recv().is_ok() {}
-    let tag = session
-        .run_command(format!("UID SEARCH RETURN (SAVE) {search}"))
-        .await
-        .map_err(ImapError::from)?;
-    fetch_marked(app, session, "$", after, out, fetched).await?;
-    let mut searched = None;
-    while let Ok(r) = session.unsolicited_responses.try_recv() {
-        if let UnsolicitedResponse::Other(r) = r
-            && let Response::Done {
-                tag: done,
+    let mut outcomes: Vec<Option<Result<(), String>>> = vec![None; tags.len()];
+    let mut pending = tags.len();
+    let mut passed = 0;
+    let mut closed = false;
+    while pending > 0 {
+        let response = session
+            .read_response()
+            .await
+            .map_err(|e| ImapError::from(async_imap::error::Error::Io(e)))?
+            .ok_or_else(|| ImapError::Protocol("the server closed the connection".into()))?;
+        match response.parsed() {
+            Response::Fetch(_, attrs) => {
+                if closed {
+                    continue; // the recording side failed; its error is the one reported
+                }
+                let Some(sighting) = sighting(app, attrs, after, fetched) else {
+                    continue;
+                };
+                if out.send(sighting).is_err() {
+                    closed = true;
+                    continue;
+                }
+                passed += 1;
+                if passed % store::scan_batch::CHUNK_SIZES[3] == 0 {
+                    // Responses already buffered never make the reading wait: let the
+                    // recording side take a chunk that is full to the database now, beside
+                    // the rest of the FETCH.
+                    tokio::task::yield_now().await;
+                }
+            }
+            Response::Done {
+                tag,
                 status,
                 outcome,
-            } = r.parsed()
-            && *done == tag
-        {
-            searched = Some(match status {
-                Status::Ok => Ok(()),
-                _ => Err(outcome.information.as_deref().unwrap_or("").to_owned()),
-            });
+            } => {
+                if let Some(i) = tags.iter().position(|t| t == tag)
+                    && outcomes[i].is_none()
+                {
+                    outcomes[i] = Some(match status {
+                        Status::Ok => Ok(()),
+                        _ => Err(outcome.information.as_deref().unwrap_or("").to_owned()),
+                    });
+                    pending -= 1;
+                }
+            }
+            _ => {}
         }
     }
-    match searched {
-        Some(Ok(())) => Ok(()),
-        Some(Err(reason)) => {
-            Err(ImapError::Protocol(format!("UID SEARCH refused: {reason}")).into())
-        }
-        None => Err(ImapError::Protocol("no answer to the UID SEARCH".into()).into()),
+    Ok(outcomes.into_iter().map(|o| o.unwrap_or(Ok(()))).collect())
+}
+
+/// What a scan records of one FETCH response: `None` for a message at or below `after`
+/// (`n:*` holds the highest UID even below `n`: mail seen in an earlier scan), or without a
+/// genuine mark (a forged one is counted).
+fn sighting(
+    app: &App,
+    attrs: &[async_imap::imap_proto::AttributeValue<'_>],
+    after: i64,
+    fetched: &mut Fetched,
+) -> Option<Sighting> {
+    let part = marked::FetchedPart::of(&app.marker, attrs);
+    let uid = part.uid.map_or(0, i64::from);
+    if uid <= after {
+        return None;
     }
+    fetched.high = fetched.high.max(uid);
+    let (seen, message_id) = match part.check(&app.marker) {
+        Marked::Unmarked => return None,
+        Marked::Forged => {
+            fetched.forged += 1;
+            return None;
+        }
+        Marked::Genuine(seen, id) => (seen, id),
+    };
+    // The receiver's own verdicts: the topmost Authentication-Results.
+    let verdicts = seen
+        .auth_results
+        .first()
+        .map(|v| headers::auth_verdicts(v))
+        .unwrap_or_default();
+    let mut auth = seen.auth_results;
+    Some(Sighting {
+        message_id: message_id.into(),
+        arrived: part
+            .internal_date
+            .and_then(super::imap::date_time)
+            .unwrap_or_else(|| app.clock.now()),
+        auth_spf: verdicts.spf.map(Into::into),
+        auth_dkim: verdicts.dkim.map(Into::into),
+        auth_dmarc: verdicts.dmarc.map(Into::into),
+        auth_results: match auth.len() {
+            0 => None,
+            1 => auth.pop().map(Into::into),
+            _ => Some(auth.join("\n").into()),
+        },
+        imap_uid: Some(uid),
+    })
 }
 
 /// The IMAP set of `uids` (sorted, ascending): runs written as ranges, `1:1000,1003`.
@@ -340,72 +466,6 @@ pub fn uid_set(uids: &[u32]) -> String {
         i += 1;
     }
     out
-}
-
-/// FETCHes the UID `set` and passes on the messages above `after` whose mark verifies,
-/// checking each response as it arrives. Marks that do not verify are counted.
-async fn fetch_marked(
-    app: &App,
-    session: &mut Session,
-    set: &str,
-    after: i64,
-    out: UnboundedSender<Sighting>,
-    fetched: &mut Fetched,
-) -> Result<(), ScanError> {
-    let stream = session
-        .uid_fetch(set, marked::fetch_items(&app.marker))
-        .await
-        .map_err(ImapError::from)?;
-    let mut stream = std::pin::pin!(stream);
-    let mut passed = 0;
-    while let Some(f) = stream.try_next().await.map_err(ImapError::from)? {
-        // `n:*` holds the highest UID even below `n`: mail seen in an earlier scan.
-        let uid = f.uid.map_or(0, i64::from);
-        if uid <= after {
-            continue;
-        }
-        fetched.high = fetched.high.max(uid);
-        let (seen, message_id) = match marked::check_fetch(&app.marker, &f) {
-            Marked::Unmarked => continue,
-            Marked::Forged => {
-                fetched.forged += 1;
-                continue;
-            }
-            Marked::Genuine(seen, id) => (seen, id),
-        };
-        // The receiver's own verdicts: the topmost Authentication-Results.
-        let verdicts = seen
-            .auth_results
-            .first()
-            .map(|v| headers::auth_verdicts(v))
-            .unwrap_or_default();
-        let mut auth = seen.auth_results;
-        let sighting = Sighting {
-            message_id: message_id.into(),
-            arrived: f
-                .internal_date()
-                .map_or_else(|| app.clock.now(), |d| d.timestamp()),
-            auth_spf: verdicts.spf.map(Into::into),
-            auth_dkim: verdicts.dkim.map(Into::into),
-            auth_dmarc: verdicts.dmarc.map(Into::into),
-            auth_results: match auth.len() {
-                0 => None,
-                1 => auth.pop().map(Into::into),
-                _ => Some(auth.join("\n").into()),
-            },
-            imap_uid: Some(uid),
-        };
-        if out.send(sighting).is_err() {
-            break; // the recording side failed; its error is the one reported
-        }
-        passed += 1;
-        if passed % store::scan_batch::CHUNK_SIZES[3] == 0 {
-            // Responses already buffered never make the stream wait: let the recording side
-            // take a chunk that is full to the database now, beside the rest of the FETCH.
-            tokio::task::yield_now().await;
-        }
-    }
-    Ok(())
 }
 
 /// Records the sightings as they come, a chunk at a time, until the FETCH is over, beside it:
