@@ -492,9 +492,10 @@ async fn plain_scan(
 /// same SELECT, UID SEARCH and FETCH and nothing else, one after the other. Where the server
 /// has SEARCHRES (the lab's Dovecot does), Hearth sends its SEARCH and FETCH together; a
 /// third plain client does that too, so the ledger's own cost shows apart from the round
-/// trip saved. Every client is logged in before its clock starts: the timings hold the
-/// folder's scan only. Hearth's whole pass over the seed (LIST and every folder) is timed
-/// too, for reference.
+/// trip saved. The same scan stopped at the verified sightings (`classify_folder`: no ledger,
+/// no cursor) is timed too, so that what the ledger's writes add shows apart. Every client is
+/// logged in before its clock starts: the timings hold the folder's scan only. Hearth's whole
+/// pass over the seed (LIST and every folder) is timed too, for reference.
 pub async fn scan(b: ScanBench) -> anyhow::Result<ExitCode> {
     use crate::domain::Placement;
     use crate::engagement::scan::{self as hearth_scan, ScanReport, Searching};
