@@ -444,7 +444,7 @@ enum PlainFetch {
 }
 
 /// The plain async-imap client over an open session: SELECT, UID SEARCH, UID FETCH, all
-/// responses read, nothing else. Returns the messages fetched.
+/// responses read (and counted), nothing else. Returns the messages fetched.
 async fn plain_scan(
     s: &mut Session,
     marker: &crate::mark::Marker,
@@ -459,12 +459,8 @@ async fn plain_scan(
             marker.search_key()
         ))
         .await?;
-        let fetched: Vec<_> = s
-            .uid_fetch("$", marked::fetch_items(marker))
-            .await?
-            .try_collect()
-            .await?;
-        return Ok(fetched.len());
+        let fetched = s.uid_fetch("$", marked::fetch_items(marker)).await?;
+        return Ok(count(fetched).await?);
     }
     let uids = s
         .uid_search(format!("UID 1:* {}", marker.search_key()))
@@ -483,8 +479,18 @@ async fn plain_scan(
             "(UID INTERNALDATE BODY.PEEK[HEADER])".to_owned(),
         ),
     };
-    let fetched: Vec<_> = s.uid_fetch(&set, &items).await?.try_collect().await?;
-    Ok(fetched.len())
+    let fetched = s.uid_fetch(&set, &items).await?;
+    Ok(count(fetched).await?)
+}
+
+/// The messages a FETCH brings, each dropped as soon as it is read (as Hearth drops each
+/// response once checked): a client that kept them all would keep async-imap from reusing
+/// its read buffer, and its CPU time swung between 4 and 18 ms for the same thousand
+/// messages.
+async fn count(
+    fetched: impl futures::Stream<Item = async_imap::error::Result<async_imap::types::Fetch>>,
+) -> async_imap::error::Result<usize> {
+    fetched.try_fold(0, |n, _| async move { Ok(n + 1) }).await
 }
 
 /// Hearth's scan of `count` new messages in one folder (SELECT, search, fetch, mark
