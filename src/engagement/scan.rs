@@ -111,6 +111,7 @@ pub async fn scan_session(
     let map = discover_folders(session, seed).await?;
     let caps = session.capabilities().await.map_err(ImapError::from)?;
     let gmail = gmail::supported(&caps);
+    let how = Searching::of(&caps);
     let mut report = ScanReport::default();
     for (folder, class) in &map.scan {
         if gmail {
@@ -121,7 +122,6 @@ pub async fn scan_session(
             };
             scan_folder_gmail(app, seed, session, &view, &mut report).await?;
         } else {
-            let how = Searching::of(&caps);
             scan_folder(app, seed, session, folder, *class, how, &mut report).await?;
         }
         report.folders.push(folder.clone());
@@ -282,42 +282,36 @@ async fn fetch_new(
 ) -> Result<(), ScanError> {
     let items = marked::fetch_items(&app.marker);
     let key = app.marker.search_key();
-    let run = |e| ScanError::from(ImapError::from(e));
-    match how {
+    let commands = match how {
         // The UID SEARCH and the UID FETCH of its result in one round trip (SEARCHRES, RFC
         // 5182): the SEARCH saves its result as `$` and the FETCH of `$` is sent without
         // waiting for it. A SEARCH the server refused is an error, never an empty folder
         // (the FETCH of an unset `$` finds nothing).
-        Searching::Pipelined => {
-            let mut tags = Vec::with_capacity(2);
-            for command in [
+        Searching::Pipelined => vec![
+            (
+                "UID SEARCH",
                 format!("UID SEARCH RETURN (SAVE) UID {}:* {key}", after + 1),
-                format!("UID FETCH $ {items}"),
-            ] {
-                tags.push(session.run_command(command).await.map_err(run)?);
-            }
-            let outcomes = read_fetched(app, session, &tags, after, &out, fetched).await?;
-            for (outcome, command) in outcomes.into_iter().zip(["UID SEARCH", "UID FETCH"]) {
-                outcome.map_err(|reason| refused(command, &reason))?;
-            }
-        }
+            ),
+            ("UID FETCH", format!("UID FETCH $ {items}")),
+        ],
         Searching::TwoSteps => {
             let search = format!("UID {}:* {key}", after + 1);
             let uids = new_uids(session, &search, after).await?;
             if uids.is_empty() {
                 return Ok(());
             }
-            let fetching = session
-                .run_command(format!("UID FETCH {} {items}", uid_set(&uids)))
-                .await
-                .map_err(run)?;
-            let outcomes = read_fetched(app, session, &[fetching], after, &out, fetched).await?;
-            for outcome in outcomes {
-                outcome.map_err(|reason| refused("UID FETCH", &reason))?;
-            }
+            vec![("UID FETCH", format!("UID FETCH {} {items}", uid_set(&uids)))]
         }
+    };
+    let mut sent = Vec::with_capacity(commands.len());
+    for (name, command) in commands {
+        let tag = session
+            .run_command(command)
+            .await
+            .map_err(ImapError::from)?;
+        sent.push((tag, name));
     }
-    Ok(())
+    read_fetched(app, session, &sent, after, &out, fetched).await
 }
 
 /// A command the server answered `NO` or `BAD`: transient, like every protocol error (the
@@ -326,10 +320,11 @@ fn refused(command: &str, reason: &str) -> ScanError {
     ImapError::Protocol(format!("{command} refused: {reason}")).into()
 }
 
-/// Reads the server's responses until the commands tagged `tags` are complete, checking each
-/// FETCH response as it arrives: the messages above `after` whose mark verifies are passed on
-/// to `out`, marks that do not verify are counted.
-/// Returns each command's outcome (`Err` with the server's text for `NO` or `BAD`).
+/// Reads the server's responses until the commands `sent` (their tags and names) are
+/// complete, checking each FETCH response as it arrives: the messages above `after` whose
+/// mark verifies are passed on to `out`, marks that do not verify are counted. A command the
+/// server answered `NO` or `BAD` is an error, the first one sent that was ([`refused`]),
+/// once every answer is in: the session is ready for the next command either way.
 ///
 /// The responses are read as they come off the connection, not through async-imap's FETCH
 /// stream: its `Fetch` parses each INTERNALDATE with a chrono format (a tenth of a scan's CPU
@@ -339,17 +334,17 @@ fn refused(command: &str, reason: &str) -> ScanError {
 async fn read_fetched(
     app: &App,
     session: &mut Session,
-    tags: &[async_imap::imap_proto::RequestId],
+    sent: &[(async_imap::imap_proto::RequestId, &str)],
     after: i64,
     out: &UnboundedSender<Sighting>,
     fetched: &mut Fetched,
-) -> Result<Vec<Result<(), String>>, ScanError> {
+) -> Result<(), ScanError> {
     use async_imap::imap_proto::{Response, Status};
-    let mut outcomes: Vec<Option<Result<(), String>>> = vec![None; tags.len()];
-    let mut pending = tags.len();
+    let mut answered = vec![false; sent.len()];
+    let mut refusal: Option<(usize, ScanError)> = None;
     let mut passed = 0;
     let mut closed = false;
-    while pending > 0 {
+    while answered.contains(&false) {
         let response = session
             .read_response()
             .await
@@ -380,20 +375,19 @@ async fn read_fetched(
                 status,
                 outcome,
             } => {
-                if let Some(i) = tags.iter().position(|t| t == tag)
-                    && outcomes[i].is_none()
-                {
-                    outcomes[i] = Some(match status {
-                        Status::Ok => Ok(()),
-                        _ => Err(outcome.information.as_deref().unwrap_or("").to_owned()),
-                    });
-                    pending -= 1;
+                let Some(i) = sent.iter().position(|(t, _)| t == tag) else {
+                    continue;
+                };
+                answered[i] = true;
+                if *status != Status::Ok && refusal.as_ref().is_none_or(|(j, _)| i < *j) {
+                    let reason = outcome.information.as_deref().unwrap_or("");
+                    refusal = Some((i, refused(sent[i].1, reason)));
                 }
             }
             _ => {}
         }
     }
-    Ok(outcomes.into_iter().map(|o| o.unwrap_or(Ok(()))).collect())
+    refusal.map_or(Ok(()), |(_, e)| Err(e))
 }
 
 /// What a scan records of one FETCH response: `None` for a message at or below `after`
