@@ -20,7 +20,7 @@ use crate::domain::{Endpoint, TlsMode};
 pub trait ImapStream: AsyncRead + AsyncWrite + Unpin + Send + Debug {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapStream for T {}
 
-pub type Session = async_imap::Session<Box<dyn ImapStream>>;
+pub type Session = async_imap::Session<Counted<Box<dyn ImapStream>>>;
 
 /// Why a session could not be opened. The class decides what happens to the seed.
 #[derive(Debug, thiserror::Error)]
@@ -73,11 +73,16 @@ pub fn stats() -> ImapStats {
 
 /// The stream under every session: counts the tagged commands written through it (async-imap
 /// writes each tag, `A0001`, as its own write at the start of a line) and keeps the open-session
-/// gauge. Sits above TLS, so it sees the plain protocol.
+/// gauge. Sits above TLS, so it sees the plain protocol. Bytes read off it past what a reader
+/// of its own needed ([`super::wire::Reader`]) are given back ([`Counted::unread`]) and are
+/// what the session reads next.
 #[derive(Debug)]
-struct Counted<S> {
+pub struct Counted<S> {
     inner: S,
     at_line_start: bool,
+    /// Given back, read before anything else: `unread[at..]`.
+    unread: Vec<u8>,
+    at: usize,
 }
 
 impl<S> Counted<S> {
@@ -86,7 +91,19 @@ impl<S> Counted<S> {
         Counted {
             inner,
             at_line_start: true,
+            unread: Vec::new(),
+            at: 0,
         }
+    }
+
+    /// Gives `bytes` back: the next reads return them first, before what is still unread.
+    pub(crate) fn unread(&mut self, mut bytes: Vec<u8>) {
+        if bytes.is_empty() {
+            return;
+        }
+        bytes.extend_from_slice(&self.unread[self.at..]);
+        self.unread = bytes;
+        self.at = 0;
     }
 }
 
@@ -106,7 +123,18 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let this = &mut *self;
+        if this.at < this.unread.len() {
+            let n = buf.remaining().min(this.unread.len() - this.at);
+            buf.put_slice(&this.unread[this.at..this.at + n]);
+            this.at += n;
+            if this.at == this.unread.len() {
+                this.unread = Vec::new();
+                this.at = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
     }
 }
 
@@ -219,8 +247,7 @@ async fn open(
 
     let stream: Box<dyn ImapStream> = match endpoint.tls {
         TlsMode::None => {
-            let mut client =
-                async_imap::Client::new(Box::new(Counted::new(tcp)) as Box<dyn ImapStream>);
+            let mut client = async_imap::Client::new(Counted::new(Box::new(tcp) as Box<_>));
             greeting(&mut client, &unreachable, timeout).await?;
             return login(client, endpoint, credential, timeout).await;
         }
@@ -229,7 +256,7 @@ async fn open(
                 .await
                 .map_err(|_| unreachable("TLS handshake timed out".into()))?
                 .map_err(|e| tls_err(e.to_string()))?;
-            Box::new(Counted::new(tls))
+            Box::new(tls)
         }
         TlsMode::Starttls => {
             let mut client = async_imap::Client::new(tcp);
@@ -245,10 +272,10 @@ async fn open(
                 .await
                 .map_err(|_| unreachable("TLS handshake timed out".into()))?
                 .map_err(|e| tls_err(e.to_string()))?;
-            Box::new(Counted::new(tls))
+            Box::new(tls)
         }
     };
-    let mut client = async_imap::Client::new(stream);
+    let mut client = async_imap::Client::new(Counted::new(stream));
     if endpoint.tls == TlsMode::Implicit {
         greeting(&mut client, &unreachable, timeout).await?;
     }
@@ -269,7 +296,7 @@ async fn greeting<T: ImapStream>(
 }
 
 async fn login(
-    client: async_imap::Client<Box<dyn ImapStream>>,
+    client: async_imap::Client<Counted<Box<dyn ImapStream>>>,
     endpoint: &Endpoint,
     credential: Credential<'_>,
     timeout: Duration,
@@ -422,6 +449,24 @@ fn date_time_plain(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn bytes_given_back_are_read_first() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (near, mut far) = tokio::io::duplex(64);
+        far.write_all(b" after").await.unwrap();
+        drop(far);
+        let mut s = Counted::new(near);
+        s.unread(b"2 back".to_vec());
+        s.unread(b"1 given ".to_vec());
+        s.unread(Vec::new());
+        let mut first = [0u8; 5];
+        s.read_exact(&mut first).await.unwrap();
+        assert_eq!(&first, b"1 giv");
+        let mut rest = String::new();
+        s.read_to_string(&mut rest).await.unwrap();
+        assert_eq!(rest, "en 2 back after");
+    }
 
     #[test]
     fn date_times_read_as_chrono_reads_them() {

@@ -3,7 +3,6 @@
 //! scan, retention and the sender-mailbox scan all go through these (the SEARCH that finds
 //! candidates is [`Marker::search_key`]), so none of them knows only one form.
 
-use async_imap::imap_proto::{AttributeValue, MessageSection, SectionPath};
 use async_imap::types::Fetch;
 
 use super::headers;
@@ -55,36 +54,16 @@ pub struct FetchedPart<'a> {
 }
 
 impl<'a> FetchedPart<'a> {
-    pub fn of(marker: &Marker, attrs: &'a [AttributeValue<'a>]) -> Self {
-        let mut out = FetchedPart::default();
-        for a in attrs {
-            match (a, marker.mode()) {
-                (AttributeValue::Uid(uid), _) => out.uid = Some(*uid),
-                (AttributeValue::InternalDate(d), _) => {
-                    out.internal_date = out.internal_date.or(Some(d.as_ref()));
-                }
-                (
-                    AttributeValue::BodySection {
-                        section: Some(SectionPath::Full(MessageSection::Header)),
-                        data: Some(part),
-                        ..
-                    }
-                    | AttributeValue::Rfc822Header(Some(part)),
-                    MarkMode::Header,
-                )
-                | (
-                    AttributeValue::BodySection {
-                        section: None,
-                        data: Some(part),
-                        ..
-                    }
-                    | AttributeValue::Rfc822(Some(part)),
-                    MarkMode::Body,
-                ) => out.marked = out.marked.or(Some(part.as_ref())),
-                _ => {}
-            }
+    /// The part of a FETCH response read off the connection that the mark form reads.
+    pub fn from_wire(marker: &Marker, attrs: &super::wire::FetchAttrs<'a>) -> Self {
+        FetchedPart {
+            uid: attrs.uid,
+            internal_date: attrs.internal_date,
+            marked: match marker.mode() {
+                MarkMode::Header => attrs.header,
+                MarkMode::Body => attrs.body,
+            },
         }
-        out
     }
 
     /// [`check_mark`] of the marked part.
@@ -118,6 +97,7 @@ pub fn check_mark(marker: &Marker, raw: &[u8]) -> Marked {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_imap::imap_proto::{AttributeValue, MessageSection, SectionPath};
 
     #[test]
     fn header_mark_fetches_only_the_fields_it_reads() {
@@ -130,36 +110,94 @@ mod tests {
         assert_eq!(fetch_items(&b), "(UID INTERNALDATE BODY.PEEK[])");
     }
 
+    /// What async-imap's `Fetch::header()` / `body()` read of imap-proto's parse.
+    fn as_async_imap_reads<'a>(
+        marker: &Marker,
+        attrs: &'a [AttributeValue<'a>],
+    ) -> FetchedPart<'a> {
+        let mut out = FetchedPart::default();
+        for a in attrs {
+            match (a, marker.mode()) {
+                (AttributeValue::Uid(uid), _) => out.uid = out.uid.or(Some(*uid)),
+                (AttributeValue::InternalDate(d), _) => {
+                    out.internal_date = out.internal_date.or(Some(d.as_ref()));
+                }
+                (
+                    AttributeValue::BodySection {
+                        section: Some(SectionPath::Full(MessageSection::Header)),
+                        data: Some(part),
+                        ..
+                    }
+                    | AttributeValue::Rfc822Header(Some(part)),
+                    MarkMode::Header,
+                )
+                | (
+                    AttributeValue::BodySection {
+                        section: None,
+                        data: Some(part),
+                        ..
+                    }
+                    | AttributeValue::Rfc822(Some(part)),
+                    MarkMode::Body,
+                ) => out.marked = out.marked.or(Some(part.as_ref())),
+                _ => {}
+            }
+        }
+        out
+    }
+
     #[test]
-    fn fetch_responses_are_read_as_async_imaps_accessors_read_them() {
+    fn fetch_responses_are_read_as_async_imap_reads_them() {
+        use super::super::wire;
         use async_imap::imap_proto::Response;
         let header = Marker::new("X-Hearth-Mark", b"s".to_vec());
-        let fields = "Message-ID: <m1@sender.test>\r\n\r\n";
-        let raw = format!(
-            "* 3 FETCH (UID 7 INTERNALDATE \"30-Nov-2026 09:12:40 +0000\" \
-             BODY[HEADER.FIELDS (MESSAGE-ID X-HEARTH-MARK)] {{{}}}\r\n{fields})\r\n",
-            fields.len()
-        );
-        let (_, parsed) = Response::parse(raw.as_bytes()).unwrap();
-        let Response::Fetch(3, attrs) = parsed else {
-            panic!("{parsed:?}")
-        };
-        let part = FetchedPart::of(&header, &attrs);
-        assert_eq!(part.uid, Some(7));
-        assert_eq!(part.internal_date, Some("30-Nov-2026 09:12:40 +0000"));
-        assert_eq!(part.marked, Some(fields.as_bytes()));
-        // The header is not where a body mark is.
         let body = header.clone().with_mode(MarkMode::Body);
-        assert_eq!(FetchedPart::of(&body, &attrs).marked, None);
-        let whole = "* 3 FETCH (UID 8 BODY[] {4}\r\nabcd)\r\n";
-        let (_, parsed) = Response::parse(whole.as_bytes()).unwrap();
-        let Response::Fetch(_, attrs) = parsed else {
-            panic!("{parsed:?}")
+        let fields = "Message-ID: <m1@sender.test>\r\n\r\n";
+        let responses = [
+            format!(
+                "* 3 FETCH (UID 7 INTERNALDATE \"30-Nov-2026 09:12:40 +0000\" \
+                 BODY[HEADER.FIELDS (MESSAGE-ID X-HEARTH-MARK)] {{{}}}\r\n{fields})\r\n",
+                fields.len()
+            ),
+            "* 3 FETCH (UID 8 BODY[] {4}\r\nabcd)\r\n".to_owned(),
+            "* 3 FETCH (FLAGS (\\Seen) UID 9 BODY[HEADER] \"X: y\" RFC822 NIL)\r\n".to_owned(),
+            "* 4 FETCH (INTERNALDATE \" 1-Dec-2026 00:00:00 -0500\" RFC822.HEADER {2}\r\nab \
+             BODY[1] {1}\r\nz)\r\n"
+                .to_owned(),
+        ];
+        for raw in &responses {
+            let (_, parsed) = Response::parse(raw.as_bytes()).unwrap();
+            let Response::Fetch(_, attrs) = parsed else {
+                panic!("{parsed:?}")
+            };
+            let wire::Response::Fetch(read) = wire::parse_response(raw.as_bytes()).unwrap() else {
+                panic!("{raw}")
+            };
+            for marker in [&header, &body] {
+                assert_eq!(
+                    FetchedPart::from_wire(marker, &read),
+                    as_async_imap_reads(marker, &attrs),
+                    "{raw}"
+                );
+            }
+        }
+        let wire::Response::Fetch(read) = wire::parse_response(responses[0].as_bytes()).unwrap()
+        else {
+            panic!()
         };
-        assert_eq!(FetchedPart::of(&body, &attrs).marked, Some(&b"abcd"[..]));
-        assert_eq!(FetchedPart::of(&header, &attrs).marked, None);
+        let part = FetchedPart::from_wire(&header, &read);
+        assert_eq!(
+            (part.uid, part.internal_date, part.marked),
+            (
+                Some(7),
+                Some("30-Nov-2026 09:12:40 +0000"),
+                Some(fields.as_bytes())
+            )
+        );
+        // The header is not where a body mark is.
+        assert_eq!(FetchedPart::from_wire(&body, &read).marked, None);
         assert!(matches!(
-            FetchedPart::of(&header, &attrs).check(&header),
+            FetchedPart::from_wire(&body, &read).check(&body),
             Marked::Unmarked
         ));
     }

@@ -16,3 +16,4 @@ pub mod scan;
 pub mod seed_worker;
 pub mod sender_scan;
 pub mod upkeep;
+pub mod wire;
