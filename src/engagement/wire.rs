@@ -65,9 +65,10 @@ pub enum Response<'a> {
     Other,
 }
 
-/// The size of the buffer: a TLS record is at most 16 KiB, so a read rarely leaves much of
-/// it unused. It grows for a response (a literal) that does not fit.
-const BUFFER: usize = 64 * 1024;
+/// The size of the buffer: a TLS record's plaintext is at most 16 KiB, so one read takes a
+/// whole record. It grows for a response (a literal) that does not fit. Small, since every
+/// seed's scan has one while it runs.
+const BUFFER: usize = 16 * 1024;
 
 /// The largest response read: a whole message (body mark) is fetched, and warm-up mail is
 /// small; a server announcing more is not trusted with the memory.
