@@ -21,6 +21,27 @@ pub struct SeenHeaders {
     pub auth_results: Vec<String>,
 }
 
+impl SeenHeaders {
+    /// The receiver's own verdicts: those of the topmost `Authentication-Results`.
+    pub fn verdicts(&self) -> AuthVerdicts {
+        self.auth_results
+            .first()
+            .map(|v| auth_verdicts(v))
+            .unwrap_or_default()
+    }
+
+    /// The `Authentication-Results` fields as the ledger keeps them, one per line, topmost
+    /// first (None without any); taken out, not copied.
+    pub fn take_auth_results(&mut self) -> Option<String> {
+        let mut all = std::mem::take(&mut self.auth_results);
+        match all.len() {
+            0 => None,
+            1 => all.pop(),
+            _ => Some(all.join("\n")),
+        }
+    }
+}
+
 /// Reads the Message-ID, the mark and the `Authentication-Results` fields of a header block
 /// (or of a whole message: reading stops at the blank line).
 ///
@@ -256,6 +277,25 @@ mod tests {
         assert_eq!(v.spf.as_deref(), Some("pass"));
         assert_eq!(v.dkim.as_deref(), Some("pass"));
         assert_eq!(v.dmarc.as_deref(), Some("pass"));
+    }
+
+    #[test]
+    fn the_topmost_results_give_the_verdicts_and_all_are_kept() {
+        let raw = b"Message-ID: <a@b>\r\nAuthentication-Results: mx.seed.test; spf=fail; dmarc=fail\r\nAuthentication-Results: relay.test; spf=pass\r\n\r\n";
+        let mut h = parse(raw, "X-Hearth-Mark");
+        let v = h.verdicts();
+        assert_eq!(
+            (v.spf.as_deref(), v.dkim, v.dmarc.as_deref()),
+            (Some("fail"), None, Some("fail"))
+        );
+        assert_eq!(
+            h.take_auth_results().as_deref(),
+            Some("mx.seed.test; spf=fail; dmarc=fail\nrelay.test; spf=pass")
+        );
+        assert_eq!(h.take_auth_results(), None);
+        assert_eq!(h.verdicts(), AuthVerdicts::default());
+        let mut one = parse(b"Authentication-Results: mx; dkim=pass\r\n\r\n", "X");
+        assert_eq!(one.take_auth_results().as_deref(), Some("mx; dkim=pass"));
     }
 
     #[test]

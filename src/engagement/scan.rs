@@ -9,9 +9,9 @@ use futures::TryStreamExt as _;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
 use super::folders::{self, FolderMap};
+use super::gmail;
 use super::imap::{ImapError, Session};
 use super::marked::{self, Marked};
-use super::{gmail, headers};
 use crate::config::FolderOverrides;
 use crate::domain::{OutboxStatus, Placement, SeedStatus};
 use crate::mark::MarkMode;
@@ -402,7 +402,7 @@ fn sighting(
         return None;
     }
     fetched.high = fetched.high.max(uid);
-    let (seen, message_id) = match part.check(&app.marker) {
+    let (mut seen, message_id) = match part.check(&app.marker) {
         Marked::Unmarked => return None,
         Marked::Forged => {
             fetched.forged += 1;
@@ -410,13 +410,7 @@ fn sighting(
         }
         Marked::Genuine(seen, id) => (seen, id),
     };
-    // The receiver's own verdicts: the topmost Authentication-Results.
-    let verdicts = seen
-        .auth_results
-        .first()
-        .map(|v| headers::auth_verdicts(v))
-        .unwrap_or_default();
-    let mut auth = seen.auth_results;
+    let verdicts = seen.verdicts();
     Some(Sighting {
         message_id: message_id.into(),
         arrived: part
@@ -426,11 +420,7 @@ fn sighting(
         auth_spf: verdicts.spf.map(Into::into),
         auth_dkim: verdicts.dkim.map(Into::into),
         auth_dmarc: verdicts.dmarc.map(Into::into),
-        auth_results: match auth.len() {
-            0 => None,
-            1 => auth.pop().map(Into::into),
-            _ => Some(auth.join("\n").into()),
-        },
+        auth_results: seen.take_auth_results().map(Into::into),
         imap_uid: Some(uid),
     })
 }
@@ -613,7 +603,7 @@ async fn scan_folder_gmail(
         // SQLite, ten times the IMAP time of the batch (`hearth bench imap-scan`).
         let mut tx = pool.begin().await.map_err(store::StoreError::from)?;
         for f in &fetches {
-            let (seen, message_id) = match marked::check_fetch(&app.marker, f) {
+            let (mut seen, message_id) = match marked::check_fetch(&app.marker, f) {
                 Marked::Unmarked => continue,
                 Marked::Forged => {
                     report.forged += 1;
@@ -632,11 +622,7 @@ async fn scan_folder_gmail(
             let now = app.clock.now();
             let arrived = f.internal_date().map(|d| d.timestamp()).unwrap_or(now);
             let sent_at = sent.sent_at.unwrap_or(sent.run_at);
-            let verdicts = seen
-                .auth_results
-                .first()
-                .map(|v| headers::auth_verdicts(v))
-                .unwrap_or_default();
+            let verdicts = seen.verdicts();
             let tab = match (&tabs, f.uid) {
                 (Some(t), Some(uid)) => t.get(&uid).copied(),
                 _ => None,
@@ -654,7 +640,7 @@ async fn scan_folder_gmail(
                 auth_spf: verdicts.spf,
                 auth_dkim: verdicts.dkim,
                 auth_dmarc: verdicts.dmarc,
-                auth_results: (!seen.auth_results.is_empty()).then(|| seen.auth_results.join("\n")),
+                auth_results: seen.take_auth_results(),
                 imap_uidvalidity: Some(uidvalidity),
                 imap_uid: f.uid.map(i64::from),
                 gmail: view.gmail.then(|| GmailSeen {

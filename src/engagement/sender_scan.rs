@@ -17,7 +17,6 @@ use std::time::Duration;
 use futures::TryStreamExt as _;
 
 use super::folders::{self, FolderMap};
-use super::headers;
 use super::imap::{ImapError, Session};
 use super::marked::{self, Marked};
 use super::scan::{ScanError, ScanReport};
@@ -244,7 +243,7 @@ async fn scan_folder(
                 .await
                 .map_err(ImapError::from)?;
             for f in &fetches {
-                let (seen, message_id) = match marked::check_fetch(&app.marker, f) {
+                let (mut seen, message_id) = match marked::check_fetch(&app.marker, f) {
                     Marked::Unmarked => continue,
                     Marked::Forged => {
                         report.forged += 1;
@@ -265,11 +264,7 @@ async fn scan_folder(
                 report.found += 1;
                 let now = app.clock.now();
                 let arrived = f.internal_date().map(|d| d.timestamp()).unwrap_or(now);
-                let verdicts = seen
-                    .auth_results
-                    .first()
-                    .map(|v| headers::auth_verdicts(v))
-                    .unwrap_or_default();
+                let verdicts = seen.verdicts();
                 let placement = NewPlacement {
                     outbox_id: sent.id,
                     // The seed that replied.
@@ -283,8 +278,7 @@ async fn scan_folder(
                     auth_spf: verdicts.spf,
                     auth_dkim: verdicts.dkim,
                     auth_dmarc: verdicts.dmarc,
-                    auth_results: (!seen.auth_results.is_empty())
-                        .then(|| seen.auth_results.join("\n")),
+                    auth_results: seen.take_auth_results(),
                     imap_uidvalidity: Some(uidvalidity),
                     imap_uid: f.uid.map(i64::from),
                     gmail: None,
