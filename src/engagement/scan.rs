@@ -327,8 +327,8 @@ fn refused(command: &str, reason: &str) -> ScanError {
 /// once every answer is in: the session is ready for the next command either way.
 ///
 /// The responses are read straight off the connection ([`super::wire::Reader`]), not through
-/// async-imap's stream, which copies and parses each into owned attribute lists (half of a
-/// plain client's CPU time for a thousand messages), and whose FETCH stream ends on the
+/// async-imap's stream, which copies and parses each into owned attribute lists (see the
+/// `wire` module for what that cost), and whose FETCH stream ends on the
 /// tagged answer without saying whether it was `OK`. Untagged responses other than FETCH
 /// (EXISTS, EXPUNGE, …) are of no use to a scan, which asks for what it needs anew each
 /// time: they are dropped.

@@ -5,10 +5,13 @@
 //! async-imap's stream copies what follows each response it decodes into a fresh buffer and
 //! gives the next decode a new zeroed 4 KiB block, then parses the response with imap-proto
 //! into owned attribute lists: per message, two allocations, a copy of everything read after
-//! it, and a general parser. `hearth bench imap-scan` showed that reading as half of a plain
-//! client's CPU time. The scan needs three attributes of a FETCH response (UID, INTERNALDATE,
-//! the part its mark is in), which [`Reader`] picks out of the bytes; every other response is
-//! framed (its end found, literals included) and skipped, tagged answers excepted.
+//! it, and a general parser. Profiled under `hearth bench imap-scan`, that decoding was the
+//! largest single cost of reading a FETCH (more than TLS); with this reader, Hearth's CPU time
+//! for reading, verifying and classifying 1,000 messages went from 7.3–7.7 to 5.5–5.8 ms, about
+//! what the plain client spends on reading alone. The scan needs three attributes of a FETCH
+//! response (UID, INTERNALDATE, the part its mark is in), which [`Reader`] picks out of the
+//! bytes; every other response is framed (its end found, literals included) and skipped,
+//! tagged answers excepted.
 //!
 //! The commands are still sent through async-imap, which reads nothing ahead: the server
 //! sends nothing between a command's tagged answer and the next command, so the session's
