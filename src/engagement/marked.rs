@@ -41,36 +41,18 @@ pub fn check_fetch(marker: &Marker, f: &Fetch) -> Marked {
     raw.map_or(Marked::Unmarked, |raw| check_mark(marker, raw))
 }
 
-/// What a scan reads of one FETCH response to [`fetch_items`], straight from the response's
-/// attributes (as [`Fetch`]'s accessors find them, without its per-message parse of the
-/// INTERNALDATE).
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct FetchedPart<'a> {
-    pub uid: Option<u32>,
-    /// The INTERNALDATE as the server wrote it ([`super::imap::date_time`] reads it).
-    pub internal_date: Option<&'a str>,
-    /// The part the mark is in: the header (header mark) or the whole message (body mark).
-    pub marked: Option<&'a [u8]>,
+/// The part a FETCH response read off the connection ([`super::wire`]) holds the mark in:
+/// the header (header mark) or the whole message (body mark).
+pub fn wire_part<'a>(marker: &Marker, attrs: &super::wire::FetchAttrs<'a>) -> Option<&'a [u8]> {
+    match marker.mode() {
+        MarkMode::Header => attrs.header,
+        MarkMode::Body => attrs.body,
+    }
 }
 
-impl<'a> FetchedPart<'a> {
-    /// The part of a FETCH response read off the connection that the mark form reads.
-    pub fn from_wire(marker: &Marker, attrs: &super::wire::FetchAttrs<'a>) -> Self {
-        FetchedPart {
-            uid: attrs.uid,
-            internal_date: attrs.internal_date,
-            marked: match marker.mode() {
-                MarkMode::Header => attrs.header,
-                MarkMode::Body => attrs.body,
-            },
-        }
-    }
-
-    /// [`check_mark`] of the marked part.
-    pub fn check(&self, marker: &Marker) -> Marked {
-        self.marked
-            .map_or(Marked::Unmarked, |raw| check_mark(marker, raw))
-    }
+/// [`check_fetch`] for a FETCH response read off the connection.
+pub fn check_wire(marker: &Marker, attrs: &super::wire::FetchAttrs<'_>) -> Marked {
+    wire_part(marker, attrs).map_or(Marked::Unmarked, |raw| check_mark(marker, raw))
 }
 
 /// Checks the mark of `raw`: the message's headers (header mark), or the whole message (body
@@ -110,18 +92,17 @@ mod tests {
         assert_eq!(fetch_items(&b), "(UID INTERNALDATE BODY.PEEK[])");
     }
 
-    /// What async-imap's `Fetch::header()` / `body()` read of imap-proto's parse.
+    /// What async-imap's `Fetch` accessors (`uid`, `internal_date`, `header()` / `body()`)
+    /// read of imap-proto's parse, in the mark form of `marker`.
     fn as_async_imap_reads<'a>(
         marker: &Marker,
         attrs: &'a [AttributeValue<'a>],
-    ) -> FetchedPart<'a> {
-        let mut out = FetchedPart::default();
+    ) -> (Option<u32>, Option<&'a str>, Option<&'a [u8]>) {
+        let (mut uid, mut date, mut marked) = (None, None, None);
         for a in attrs {
             match (a, marker.mode()) {
-                (AttributeValue::Uid(uid), _) => out.uid = out.uid.or(Some(*uid)),
-                (AttributeValue::InternalDate(d), _) => {
-                    out.internal_date = out.internal_date.or(Some(d.as_ref()));
-                }
+                (AttributeValue::Uid(u), _) => uid = uid.or(Some(*u)),
+                (AttributeValue::InternalDate(d), _) => date = date.or(Some(d.as_ref())),
                 (
                     AttributeValue::BodySection {
                         section: Some(SectionPath::Full(MessageSection::Header)),
@@ -139,11 +120,11 @@ mod tests {
                     }
                     | AttributeValue::Rfc822(Some(part)),
                     MarkMode::Body,
-                ) => out.marked = out.marked.or(Some(part.as_ref())),
+                ) => marked = marked.or(Some(part.as_ref())),
                 _ => {}
             }
         }
-        out
+        (uid, date, marked)
     }
 
     #[test]
@@ -175,7 +156,7 @@ mod tests {
             };
             for marker in [&header, &body] {
                 assert_eq!(
-                    FetchedPart::from_wire(marker, &read),
+                    (read.uid, read.internal_date, wire_part(marker, &read)),
                     as_async_imap_reads(marker, &attrs),
                     "{raw}"
                 );
@@ -185,9 +166,8 @@ mod tests {
         else {
             panic!()
         };
-        let part = FetchedPart::from_wire(&header, &read);
         assert_eq!(
-            (part.uid, part.internal_date, part.marked),
+            (read.uid, read.internal_date, wire_part(&header, &read)),
             (
                 Some(7),
                 Some("30-Nov-2026 09:12:40 +0000"),
@@ -195,11 +175,8 @@ mod tests {
             )
         );
         // The header is not where a body mark is.
-        assert_eq!(FetchedPart::from_wire(&body, &read).marked, None);
-        assert!(matches!(
-            FetchedPart::from_wire(&body, &read).check(&body),
-            Marked::Unmarked
-        ));
+        assert_eq!(wire_part(&body, &read), None);
+        assert!(matches!(check_wire(&body, &read), Marked::Unmarked));
     }
 
     #[test]

@@ -356,8 +356,7 @@ async fn read_fetched(
                 if closed {
                     continue; // the recording side failed; its error is the one reported
                 }
-                let part = marked::FetchedPart::from_wire(&app.marker, &attrs);
-                let Some(sighting) = sighting(app, &part, after, fetched) else {
+                let Some(sighting) = sighting(app, &attrs, after, fetched) else {
                     continue;
                 };
                 if out.send(sighting).is_err() {
@@ -393,16 +392,16 @@ async fn read_fetched(
 /// genuine mark (a forged one is counted).
 fn sighting(
     app: &App,
-    part: &marked::FetchedPart<'_>,
+    attrs: &super::wire::FetchAttrs<'_>,
     after: i64,
     fetched: &mut Fetched,
 ) -> Option<Sighting> {
-    let uid = part.uid.map_or(0, i64::from);
+    let uid = attrs.uid.map_or(0, i64::from);
     if uid <= after {
         return None;
     }
     fetched.high = fetched.high.max(uid);
-    let (mut seen, message_id) = match part.check(&app.marker) {
+    let (mut seen, message_id) = match marked::check_wire(&app.marker, attrs) {
         Marked::Unmarked => return None,
         Marked::Forged => {
             fetched.forged += 1;
@@ -413,7 +412,7 @@ fn sighting(
     let verdicts = seen.verdicts();
     Some(Sighting {
         message_id: message_id.into(),
-        arrived: part
+        arrived: attrs
             .internal_date
             .and_then(super::imap::date_time)
             .unwrap_or_else(|| app.clock.now()),
