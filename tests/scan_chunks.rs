@@ -2,7 +2,9 @@
 //! this seed's messages (three chunks of the scan's pipeline), five of another seed's and five
 //! with a forged mark, all in one inbox. Every genuine message of this seed is recorded once,
 //! with the receiver's Authentication-Results; the others are not; the cursor keeps the next
-//! scan to the new mail, and a scan from the start again records nothing twice.
+//! scan to the new mail, and a scan from the start again records nothing twice. A rebuilt
+//! folder (a new UIDVALIDITY) is scanned again from its start in the same scan; a refused
+//! SELECT, SEARCH or database read fails the scan and leaves the session ready for the next.
 //!
 //! The seed logs in as the lab's `work1@gmail.test`, which no other test reads.
 
@@ -329,8 +331,85 @@ async fn a_folder_of_several_chunks_is_recorded_once() {
         .unwrap();
     assert_eq!((report.found, report.recorded, report.forged), (1, 1, 0));
     assert!(cursor().await.last_uid > stayed.last_uid);
+
+    // The folder rebuilt (its UIDVALIDITY no longer the cursor's): the search from the cursor,
+    // sent with the SELECT, is not taken, and the same scan goes through the folder again from
+    // its first message. Every message is found and recorded; the cursor takes the folder's
+    // UIDVALIDITY and stops where it stood. Both ways of searching.
+    let top = cursor().await;
+    for how in [scan::Searching::Pipelined, scan::Searching::TwoSteps] {
+        sqlx::query("DELETE FROM placements")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE imap_cursors SET uidvalidity = uidvalidity + 1")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let report = scan_inbox(&app, &ours, &mut other, how).await.unwrap();
+        assert_eq!(
+            (report.found, report.recorded, report.forged),
+            (252, 252, 5),
+            "{how:?}"
+        );
+        let after = cursor().await;
+        assert_eq!(
+            (after.uidvalidity, after.last_uid),
+            (top.uidvalidity, top.last_uid),
+            "{how:?}"
+        );
+    }
+
+    // A folder the server does not have: the SELECT is refused, and what was sent behind it
+    // with it. The error names the SELECT, nothing is recorded, no cursor is kept, and the
+    // same session goes on.
+    for how in [scan::Searching::Pipelined, scan::Searching::TwoSteps] {
+        let mut report = scan::ScanReport::default();
+        let err = scan::scan_folder(
+            &app,
+            &ours,
+            &mut other,
+            "No Such Folder",
+            Placement::Spam,
+            how,
+            &mut report,
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("SELECT refused") && err.is_transient(),
+            "{how:?}: {err}"
+        );
+        assert_eq!(report, scan::ScanReport::default());
+        let kept = store::cursors::get(&pool, ours.id, "No Such Folder")
+            .await
+            .unwrap();
+        assert!(kept.is_none(), "{kept:?}");
+        let report = scan_inbox(&app, &ours, &mut other, how).await.unwrap();
+        assert_eq!((report.found, report.recorded), (0, 0), "{how:?}");
+    }
+
+    // The database failing while the SELECT is on its way: the error is the database's, the
+    // SELECT's answer is read all the same, and the session goes on.
+    broken.store.close().await;
+    let err = scan::scan_folder(
+        &broken,
+        &ours,
+        &mut other,
+        "INBOX",
+        Placement::Inbox,
+        scan::Searching::Pipelined,
+        &mut scan::ScanReport::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, scan::ScanError::Store(_)), "{err}");
+    let report = scan_inbox(&app, &ours, &mut other, scan::Searching::Pipelined)
+        .await
+        .unwrap();
+    assert_eq!((report.found, report.recorded), (0, 0));
+    assert_eq!(cursor().await.last_uid, top.last_uid);
     let _ = other.logout().await;
     let _ = s.logout().await;
-    broken.store.close().await;
     app.store.close().await;
 }

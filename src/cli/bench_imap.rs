@@ -438,8 +438,8 @@ enum PlainFetch {
     /// Every UID listed and the whole header (`BODY.PEEK[HEADER]`), as a client would
     /// that reads headers with a mail parser.
     WholeHeader,
-    /// Hearth's SEARCH and FETCH items, pipelined with SEARCHRES as Hearth sends them where
-    /// the server has it: the same round trips as Hearth, without the database.
+    /// Hearth's SELECT, SEARCH and FETCH, sent together (SEARCHRES) as Hearth sends them
+    /// where the server has it: the same round trips as Hearth, without the database.
     Pipelined,
 }
 
@@ -451,9 +451,10 @@ async fn plain_scan(
     how: PlainFetch,
 ) -> anyhow::Result<usize> {
     use crate::engagement::{marked, scan};
-    s.select("INBOX").await?;
     if let PlainFetch::Pipelined = how {
+        // As Hearth sends them: the SELECT, the search and the FETCH of its result together.
         while s.unsolicited_responses.try_recv().is_ok() {}
+        s.run_command("SELECT \"INBOX\"").await?;
         s.run_command(format!(
             "UID SEARCH RETURN (SAVE) UID 1:* {}",
             marker.search_key()
@@ -462,6 +463,7 @@ async fn plain_scan(
         let fetched = s.uid_fetch("$", marked::fetch_items(marker)).await?;
         return Ok(count(fetched).await?);
     }
+    s.select("INBOX").await?;
     let uids = s
         .uid_search(format!("UID 1:* {}", marker.search_key()))
         .await?;

@@ -150,10 +150,16 @@ impl Searching {
     }
 }
 
-/// Scans one folder for marked mail that arrived since its cursor and records what it finds:
-/// SELECT (the cursor read meanwhile), UID SEARCH, one UID FETCH of the few header fields the
-/// scan reads (sent together where the server has SEARCHRES, see [`Searching`]). Each
-/// response is checked as it arrives, and the database work runs beside the FETCH, in
+/// Scans one folder for marked mail that arrived since its cursor and records what it finds.
+/// Where the server has SEARCHRES, that is one round trip: the SELECT, the UID SEARCH from the
+/// cursor and the UID FETCH of its result (the few header fields the scan reads) go out
+/// together, the cursor being read from the database while the SELECT is on its way (see
+/// [`Searching`] for servers without SEARCHRES). The search assumes that the folder's
+/// UIDVALIDITY is still the cursor's. The SELECT's answer, which comes before any other,
+/// tells: where it is not, nothing of that search is recorded and the folder is scanned
+/// again from its first message.
+///
+/// Each response is checked as it arrives, and the database work runs beside the FETCH, in
 /// chunks: while the server sends the rest, the placements of the messages already verified
 /// are inserted, joined with this seed's outbox rows, one statement per chunk
 /// ([`store::scan_batch`]). Each insert is atomic on its own and skips what is recorded
@@ -168,56 +174,170 @@ pub async fn scan_folder(
     how: Searching,
     report: &mut ScanReport,
 ) -> Result<(), ScanError> {
+    let mut target = Target {
+        folder,
+        class,
+        how,
+        from_start: false,
+    };
+    if scan_folder_from(app, seed, session, &target, report).await? == Scanned::Rebuilt {
+        // A new UIDVALIDITY: the folder was rebuilt, every UID is new again.
+        target.from_start = true;
+        scan_folder_from(app, seed, session, &target, report).await?;
+    }
+    Ok(())
+}
+
+/// A folder to scan, and how.
+struct Target<'a> {
+    folder: &'a str,
+    class: Placement,
+    how: Searching,
+    /// Search from the folder's first message, whatever the cursor says.
+    from_start: bool,
+}
+
+/// How one pass over a folder ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scanned {
+    /// Searched from the cursor (or the start), recorded, the cursor moved.
+    Done,
+    /// The folder's UIDVALIDITY is not the cursor's: the search from the cursor found only
+    /// part of the new mail. Nothing was recorded, the cursor did not move.
+    Rebuilt,
+}
+
+/// One pass of [`scan_folder`].
+async fn scan_folder_from(
+    app: &App,
+    seed: &SeedRow,
+    session: &mut Session,
+    target: &Target<'_>,
+    report: &mut ScanReport,
+) -> Result<Scanned, ScanError> {
     let pool = app.store.pool();
-    let (mailbox, read) = tokio::join!(session.select(folder), async {
+    let seen_at = app.clock.now();
+    let select = select_command(target.folder)?;
+    let (tag, read) = tokio::join!(session.run_command(select), async {
         let mut conn = pool.acquire().await.map_err(store::StoreError::from)?;
-        let cursor = store::cursors::get(&mut *conn, seed.id, folder).await?;
+        let cursor = store::cursors::get(&mut *conn, seed.id, target.folder).await?;
         let sending = store::scan_batch::sending(&mut conn, seed.id).await?;
         Ok::<_, store::StoreError>((cursor, sending))
     });
-    let mailbox = mailbox.map_err(ImapError::from)?;
-    let (cursor, sending) = read?;
-    let uidvalidity = i64::from(mailbox.uid_validity.unwrap_or(0));
-    // A new UIDVALIDITY means the folder was rebuilt: every UID is new again.
-    let after = cursor
-        .filter(|c| c.uidvalidity == uidvalidity)
-        .map(|c| c.last_uid)
-        .unwrap_or(0);
-    let sighted = FolderSighting {
+    let mut sent = vec![(tag.map_err(ImapError::from)?, "SELECT")];
+    let (cursor, sending) = match read {
+        Ok(read) => read,
+        Err(e) => {
+            // The SELECT's answer is read all the same: the session stays in step.
+            read_answers(app, session, sent, Assumed::default(), None, None).await?;
+            return Err(e.into());
+        }
+    };
+    let assumed = match cursor.filter(|_| !target.from_start) {
+        Some(c) => Assumed {
+            after: c.last_uid,
+            uidvalidity: Some(c.uidvalidity),
+        },
+        None => Assumed::default(),
+    };
+    let after = assumed.after;
+    for (command, name) in search_commands(app, target.how, after) {
+        let tag = session
+            .run_command(command)
+            .await
+            .map_err(ImapError::from)?;
+        sent.push((tag, name));
+    }
+    let (folder_tx, folder_rx) = tokio::sync::oneshot::channel();
+    let (sightings, chunks) = tokio::sync::mpsc::unbounded_channel();
+    let (selected, (found, recorded)) = tokio::try_join!(
+        read_answers(
+            app,
+            session,
+            sent,
+            assumed,
+            Some(folder_tx),
+            Some(sightings)
+        ),
+        async {
+            // The SELECT's answer comes first; without it (refused, or another UIDVALIDITY),
+            // nothing is recorded.
+            let Ok((uidvalidity, expected)) = folder_rx.await else {
+                return Ok((0, 0));
+            };
+            let folder = FolderSighting {
+                seed_id: seed.id,
+                provider: seed.record.provider,
+                placement: target.class,
+                folder: target.folder,
+                imap_uidvalidity: uidvalidity,
+                seen_at,
+            };
+            record_chunks(app, &folder, &sending, expected, chunks).await
+        },
+    )?;
+    let Some(selected) = selected else {
+        return Ok(Scanned::Rebuilt);
+    };
+    report.forged += selected.forged;
+    report.found += found;
+    report.recorded += recorded;
+    if recorded > 0 {
+        tracing::info!(seed = %seed.record.address, placement = %target.class, folder = target.folder, recorded, "placements recorded");
+    }
+    // Everything below UIDNEXT at SELECT time has been searched.
+    let high = after
+        .max(selected.high)
+        .max(selected.uid_next.map_or(0, |next| i64::from(next) - 1));
+    let folder = FolderSighting {
         seed_id: seed.id,
         provider: seed.record.provider,
-        placement: class,
-        folder,
-        imap_uidvalidity: uidvalidity,
-        seen_at: app.clock.now(),
+        placement: target.class,
+        folder: target.folder,
+        imap_uidvalidity: selected.uidvalidity,
+        seen_at,
     };
-    let mut high = after;
-    if mailbox.exists > 0 {
-        let (sightings, chunks) = tokio::sync::mpsc::unbounded_channel();
-        let mut fetched = Fetched::default();
-        // What the FETCH can bring at most: the messages above the cursor.
-        let new_at_most = mailbox.uid_next.map_or(mailbox.exists as usize, |next| {
-            let above = (i64::from(next) - 1 - after).max(0);
-            (mailbox.exists as usize).min(usize::try_from(above).unwrap_or(usize::MAX))
-        });
-        let (_, (found, recorded)) = tokio::try_join!(
-            fetch_new(app, session, how, after, sightings, &mut fetched),
-            record_chunks(app, &sighted, &sending, new_at_most, chunks),
-        )?;
-        high = high.max(fetched.high);
-        report.forged += fetched.forged;
-        report.found += found;
-        report.recorded += recorded;
-        if recorded > 0 {
-            tracing::info!(seed = %seed.record.address, placement = %class, folder, recorded, "placements recorded");
-        }
-        if let Some(next) = mailbox.uid_next {
-            // Everything below UIDNEXT at SELECT time has been searched.
-            high = high.max(i64::from(next) - 1);
-        }
+    store::scan_batch::set_cursor_on(&app.store, &folder, high, app.clock.now()).await?;
+    Ok(Scanned::Done)
+}
+
+/// `SELECT "folder"`, the name quoted as async-imap quotes it (a name with a line break in
+/// it cannot be sent).
+fn select_command(folder: &str) -> Result<String, ImapError> {
+    if folder.contains(['\r', '\n']) {
+        return Err(ImapError::Protocol(format!(
+            "a folder name with a line break cannot be selected: {folder:?}"
+        )));
     }
-    store::scan_batch::set_cursor_on(&app.store, &sighted, high, app.clock.now()).await?;
-    Ok(())
+    Ok(format!(
+        "SELECT \"{}\"",
+        folder.replace('\\', "\\\\").replace('"', "\\\"")
+    ))
+}
+
+/// The search for marked mail above `after`, as it goes out behind the SELECT: with
+/// SEARCHRES the UID SEARCH saves its result as `$` and the UID FETCH of `$` follows without
+/// waiting for it (RFC 5182; a SEARCH the server refused is an error, never an empty folder:
+/// the FETCH of an unset `$` finds nothing). Otherwise the UID SEARCH alone: the UID FETCH
+/// of what it finds is sent once its answer is in ([`read_answers`]).
+fn search_commands(app: &App, how: Searching, after: i64) -> Vec<(String, &'static str)> {
+    let key = app.marker.search_key();
+    match how {
+        Searching::Pipelined => vec![
+            (
+                format!("UID SEARCH RETURN (SAVE) UID {}:* {key}", after + 1),
+                "UID SEARCH",
+            ),
+            (
+                format!("UID FETCH $ {}", marked::fetch_items(&app.marker)),
+                "UID FETCH",
+            ),
+        ],
+        Searching::TwoSteps => vec![(
+            format!("UID SEARCH UID {}:* {key}", after + 1),
+            "UID SEARCH",
+        )],
+    }
 }
 
 /// The first half of [`scan_folder`] alone, for the scan bench's breakdown: SELECT, search
@@ -229,28 +349,66 @@ pub(crate) async fn classify_folder(
     folder: &str,
     how: Searching,
 ) -> Result<Vec<Sighting>, ScanError> {
-    let mailbox = session.select(folder).await.map_err(ImapError::from)?;
-    if mailbox.exists == 0 {
-        return Ok(Vec::new());
+    let tag = session
+        .run_command(select_command(folder)?)
+        .await
+        .map_err(ImapError::from)?;
+    let mut sent = vec![(tag, "SELECT")];
+    for (command, name) in search_commands(app, how, 0) {
+        let tag = session
+            .run_command(command)
+            .await
+            .map_err(ImapError::from)?;
+        sent.push((tag, name));
     }
+    let (folder_tx, _folder) = tokio::sync::oneshot::channel();
     let (out, mut sightings) = tokio::sync::mpsc::unbounded_channel();
-    let mut fetched = Fetched::default();
     let collect = async {
-        let mut all = Vec::with_capacity(mailbox.exists as usize);
+        let mut all = Vec::new();
         while sightings.recv_many(&mut all, 1024).await > 0 {}
         Ok::<_, ScanError>(all)
     };
-    let (_, all) = tokio::try_join!(fetch_new(app, session, how, 0, out, &mut fetched), collect)?;
+    let reading = read_answers(
+        app,
+        session,
+        sent,
+        Assumed::default(),
+        Some(folder_tx),
+        Some(out),
+    );
+    let (_, all) = tokio::try_join!(reading, collect)?;
     Ok(all)
 }
 
-/// What a FETCH saw besides the sightings it passed on.
-#[derive(Debug, Default)]
-struct Fetched {
+/// What a scan's search assumes of the folder: the cursor's UID and UIDVALIDITY (none: from
+/// the first message, whatever the UIDVALIDITY).
+#[derive(Debug, Clone, Copy, Default)]
+struct Assumed {
+    after: i64,
+    uidvalidity: Option<i64>,
+}
+
+/// What the answers to a folder's SELECT, SEARCH and FETCH said besides the sightings.
+#[derive(Debug, Clone, Copy, Default)]
+struct Selected {
+    /// The folder's UIDVALIDITY (0 where the server gave none).
+    uidvalidity: i64,
+    uid_next: Option<u32>,
     /// Marks that did not verify.
     forged: usize,
     /// The highest UID fetched above the cursor (0 if none).
     high: i64,
+}
+
+/// Where the SELECT of a folder scan stands while its answers are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Selecting {
+    /// Not answered yet: the untagged responses are the SELECT's.
+    Waiting,
+    /// Selected, the search's assumption holds: what the FETCH brings is this folder's new mail.
+    Holds,
+    /// Refused, or another UIDVALIDITY than assumed: nothing read after it is passed on.
+    Void,
 }
 
 /// The UIDs above `after` that `search` (a UID SEARCH) finds, ascending. (`n:*` holds the
@@ -270,81 +428,48 @@ pub(crate) async fn new_uids(
     Ok(uids)
 }
 
-/// Searches the folder for marked mail above `after` and fetches it, `how` the server
-/// allows, passing each verified message on to `out`.
-async fn fetch_new(
-    app: &App,
-    session: &mut Session,
-    how: Searching,
-    after: i64,
-    out: UnboundedSender<Sighting>,
-    fetched: &mut Fetched,
-) -> Result<(), ScanError> {
-    let items = marked::fetch_items(&app.marker);
-    let key = app.marker.search_key();
-    let commands = match how {
-        // The UID SEARCH and the UID FETCH of its result in one round trip (SEARCHRES, RFC
-        // 5182): the SEARCH saves its result as `$` and the FETCH of `$` is sent without
-        // waiting for it. A SEARCH the server refused is an error, never an empty folder
-        // (the FETCH of an unset `$` finds nothing).
-        Searching::Pipelined => vec![
-            (
-                "UID SEARCH",
-                format!("UID SEARCH RETURN (SAVE) UID {}:* {key}", after + 1),
-            ),
-            ("UID FETCH", format!("UID FETCH $ {items}")),
-        ],
-        Searching::TwoSteps => {
-            let search = format!("UID {}:* {key}", after + 1);
-            let uids = new_uids(session, &search, after).await?;
-            if uids.is_empty() {
-                return Ok(());
-            }
-            vec![("UID FETCH", format!("UID FETCH {} {items}", uid_set(&uids)))]
-        }
-    };
-    let mut sent = Vec::with_capacity(commands.len());
-    for (name, command) in commands {
-        let tag = session
-            .run_command(command)
-            .await
-            .map_err(ImapError::from)?;
-        sent.push((tag, name));
-    }
-    read_fetched(app, session, &sent, after, &out, fetched).await
-}
-
 /// A command the server answered `NO` or `BAD`: transient, like every protocol error (the
 /// next scan asks again; the cursor has not moved).
 fn refused(command: &str, reason: &str) -> ScanError {
     ImapError::Protocol(format!("{command} refused: {reason}")).into()
 }
 
-/// Reads the server's responses until the commands `sent` (their tags and names) are
-/// complete, checking each FETCH response as it arrives: the messages above `after` whose
-/// mark verifies are passed on to `out`, marks that do not verify are counted. A command the
-/// server answered `NO` or `BAD` is an error, the first one sent that was ([`refused`]),
-/// once every answer is in: the session is ready for the next command either way.
+/// Reads the server's answers to the commands `sent` (their tags and names, the SELECT
+/// first) until every one is complete, the UID FETCH of a two-step search included, which is
+/// sent once its UID SEARCH is answered. The SELECT's answer says what the folder holds;
+/// when it is `OK` and the folder's UIDVALIDITY is the one the search assumed, its
+/// UIDVALIDITY and how many new messages it can hold at most go to `folder`, and from then
+/// on each FETCH response is checked as it arrives: the messages above the cursor whose mark
+/// verifies go to `out`, marks that do not verify are counted. Returns what the folder held,
+/// or `None` where the assumption did not hold (nothing was passed on).
+///
+/// A command the server answered `NO` or `BAD` is an error, the first one sent that was
+/// ([`refused`]), once every answer is in: the session is ready for the next command either
+/// way. A refused SELECT leaves no folder selected (RFC 3501), so what is sent behind it is
+/// refused too; whatever a server answers to it all the same is not passed on.
 ///
 /// The responses are read straight off the connection ([`super::wire::Reader`]), not through
 /// async-imap's stream, which copies and parses each into owned attribute lists (see the
-/// `wire` module for what that cost), and whose FETCH stream ends on the
-/// tagged answer without saying whether it was `OK`. Untagged responses other than FETCH
-/// (EXISTS, EXPUNGE, …) are of no use to a scan, which asks for what it needs anew each
-/// time: they are dropped.
-async fn read_fetched(
+/// `wire` module for what that cost), and whose FETCH stream ends on the tagged answer
+/// without saying whether it was `OK`. Untagged responses a scan has no use for (EXPUNGE,
+/// FLAGS, …) are dropped: it asks for what it needs anew each time.
+async fn read_answers(
     app: &App,
     session: &mut Session,
-    sent: &[(async_imap::imap_proto::RequestId, &str)],
-    after: i64,
-    out: &UnboundedSender<Sighting>,
-    fetched: &mut Fetched,
-) -> Result<(), ScanError> {
+    mut sent: Vec<(async_imap::imap_proto::RequestId, &'static str)>,
+    assumed: Assumed,
+    mut folder: Option<tokio::sync::oneshot::Sender<(i64, usize)>>,
+    out: Option<UnboundedSender<Sighting>>,
+) -> Result<Option<Selected>, ScanError> {
     use super::wire::{Reader, Response, Status};
     let mut answered = vec![false; sent.len()];
     let mut refusal: Option<(usize, ScanError)> = None;
+    let mut selected = Selected::default();
+    let mut exists = 0;
+    let mut selecting = Selecting::Waiting;
+    let mut found_uids = Vec::new();
     let mut passed = 0;
-    let mut closed = false;
+    let mut closed = out.is_none();
     let mut reader = Reader::default();
     while answered.contains(&false) {
         let response = reader
@@ -352,14 +477,20 @@ async fn read_fetched(
             .await
             .map_err(|e| ImapError::Protocol(e.to_string()))?;
         match response {
+            Response::Exists(n) if selecting == Selecting::Waiting => exists = n,
+            Response::UidValidity(n) if selecting == Selecting::Waiting => {
+                selected.uidvalidity = i64::from(n);
+            }
+            Response::UidNext(n) if selecting == Selecting::Waiting => selected.uid_next = Some(n),
+            Response::Search(uids) if selecting == Selecting::Holds => found_uids.extend(uids),
             Response::Fetch(attrs) => {
-                if closed {
-                    continue; // the recording side failed; its error is the one reported
+                if selecting != Selecting::Holds || closed {
+                    continue; // not this search's, or the recording side failed
                 }
-                let Some(sighting) = sighting(app, &attrs, after, fetched) else {
+                let Some(sighting) = sighting(app, &attrs, assumed.after, &mut selected) else {
                     continue;
                 };
-                if out.send(sighting).is_err() {
+                if out.as_ref().is_none_or(|out| out.send(sighting).is_err()) {
                     closed = true;
                     continue;
                 }
@@ -376,15 +507,62 @@ async fn read_fetched(
                     continue;
                 };
                 answered[i] = true;
-                if status != Status::Ok && refusal.as_ref().is_none_or(|(j, _)| i < *j) {
-                    refusal = Some((i, refused(sent[i].1, text)));
+                if status != Status::Ok {
+                    if refusal.as_ref().is_none_or(|(j, _)| i < *j) {
+                        refusal = Some((i, refused(sent[i].1, text)));
+                    }
+                    if i == 0 {
+                        selecting = Selecting::Void;
+                    }
+                    continue;
+                }
+                if i == 0 {
+                    if assumed
+                        .uidvalidity
+                        .is_some_and(|u| u != selected.uidvalidity)
+                    {
+                        selecting = Selecting::Void;
+                        continue;
+                    }
+                    selecting = Selecting::Holds;
+                    // What the FETCH can bring at most: the messages above the cursor.
+                    let new_at_most = selected.uid_next.map_or(exists as usize, |next| {
+                        let above = (i64::from(next) - 1 - assumed.after).max(0);
+                        (exists as usize).min(usize::try_from(above).unwrap_or(usize::MAX))
+                    });
+                    if folder
+                        .take()
+                        .is_some_and(|f| f.send((selected.uidvalidity, new_at_most)).is_err())
+                    {
+                        closed = true;
+                    }
+                } else if sent[i].1 == "UID SEARCH" && selecting == Selecting::Holds {
+                    // A two-step search: the UID FETCH of what it found.
+                    let mut uids: Vec<u32> = std::mem::take(&mut found_uids)
+                        .into_iter()
+                        .filter(|u| i64::from(*u) > assumed.after)
+                        .collect();
+                    uids.sort_unstable();
+                    if !uids.is_empty() {
+                        let items = marked::fetch_items(&app.marker);
+                        let command = format!("UID FETCH {} {items}", uid_set(&uids));
+                        let tag = session
+                            .run_command(command)
+                            .await
+                            .map_err(ImapError::from)?;
+                        sent.push((tag, "UID FETCH"));
+                        answered.push(false);
+                    }
                 }
             }
-            Response::Other => {}
+            _ => {}
         }
     }
     session.get_mut().unread(reader.finish());
-    refusal.map_or(Ok(()), |(_, e)| Err(e))
+    if let Some((_, e)) = refusal {
+        return Err(e);
+    }
+    Ok((selecting == Selecting::Holds).then_some(selected))
 }
 
 /// What a scan records of one FETCH response: `None` for a message at or below `after`
@@ -394,7 +572,7 @@ fn sighting(
     app: &App,
     attrs: &super::wire::FetchAttrs<'_>,
     after: i64,
-    fetched: &mut Fetched,
+    fetched: &mut Selected,
 ) -> Option<Sighting> {
     let uid = attrs.uid.map_or(0, i64::from);
     if uid <= after {

@@ -54,7 +54,7 @@ pub struct FetchAttrs<'a> {
 }
 
 /// One response, as slices of the reader's buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response<'a> {
     /// `* n FETCH (…)`.
     Fetch(FetchAttrs<'a>),
@@ -64,6 +64,14 @@ pub enum Response<'a> {
         status: Status,
         text: &'a str,
     },
+    /// `* n EXISTS`: how many messages the selected folder holds.
+    Exists(u32),
+    /// `* OK [UIDVALIDITY n]` (a SELECT's).
+    UidValidity(u32),
+    /// `* OK [UIDNEXT n]` (a SELECT's): the UID the next message will get.
+    UidNext(u32),
+    /// `* SEARCH n n …`: the UIDs (or numbers) a SEARCH found.
+    Search(Vec<u32>),
     /// Any other untagged response, or a continuation request.
     Other,
 }
@@ -234,8 +242,12 @@ pub(crate) fn parse_response(b: &[u8]) -> Result<Response<'_>, WireError> {
             if after.len() >= 7 && after[..7].eq_ignore_ascii_case(b" FETCH ") {
                 return parse_fetch(&after[7..]).map(Response::Fetch);
             }
+            if after.eq_ignore_ascii_case(b" EXISTS") {
+                return number_of(&rest[..digits], b).map(Response::Exists);
+            }
+            return Ok(Response::Other);
         }
-        return Ok(Response::Other);
+        return untagged(rest, b);
     }
     if line.first() == Some(&b'+') {
         return Ok(Response::Other);
@@ -259,6 +271,52 @@ pub(crate) fn parse_response(b: &[u8]) -> Result<Response<'_>, WireError> {
         status,
         text: std::str::from_utf8(text).unwrap_or(""),
     })
+}
+
+/// An untagged response that starts with a word: the SELECT's `OK [UIDVALIDITY n]` and
+/// `OK [UIDNEXT n]`, a SEARCH's numbers; anything else is [`Response::Other`].
+fn untagged<'a>(rest: &[u8], b: &[u8]) -> Result<Response<'a>, WireError> {
+    let word_len = memchr(b' ', rest).unwrap_or(rest.len());
+    let (word, after) = (
+        &rest[..word_len],
+        rest.get(word_len + 1..).unwrap_or_default(),
+    );
+    if word.eq_ignore_ascii_case(b"SEARCH") {
+        return after
+            .split(|&c| c == b' ')
+            .filter(|n| !n.is_empty())
+            .map(|n| number_of(n, b))
+            .collect::<Result<_, _>>()
+            .map(Response::Search);
+    }
+    if !word.eq_ignore_ascii_case(b"OK") {
+        return Ok(Response::Other);
+    }
+    let Some(code) = after.strip_prefix(b"[") else {
+        return Ok(Response::Other);
+    };
+    let end = memchr(b']', code).ok_or_else(|| malformed("response code", b))?;
+    let code = &code[..end];
+    let sp = memchr(b' ', code).unwrap_or(code.len());
+    let (name, value) = (&code[..sp], code.get(sp + 1..).unwrap_or_default());
+    if name.eq_ignore_ascii_case(b"UIDVALIDITY") {
+        number_of(value, b).map(Response::UidValidity)
+    } else if name.eq_ignore_ascii_case(b"UIDNEXT") {
+        number_of(value, b).map(Response::UidNext)
+    } else {
+        Ok(Response::Other)
+    }
+}
+
+/// `digits` as a 32-bit number (IMAP's nz-number and number), or the response is malformed.
+fn number_of(digits: &[u8], b: &[u8]) -> Result<u32, WireError> {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(malformed("number", b));
+    }
+    std::str::from_utf8(digits)
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .ok_or_else(|| malformed("number", b))
 }
 
 /// atom-char of RFC 3501: not a space, control, `(`, `)`, `{`, `%`, `*`, `"`, `\` or `]`.
@@ -548,14 +606,47 @@ mod tests {
                 ..
             }
         ));
+        // What a SELECT and a SEARCH tell.
+        for (raw, read) in [
+            (&b"* 1001 EXISTS\r\n"[..], Response::Exists(1001)),
+            (b"* 0 exists\r\n", Response::Exists(0)),
+            (
+                b"* OK [UIDVALIDITY 1764500000] UIDs valid\r\n",
+                Response::UidValidity(1_764_500_000),
+            ),
+            (
+                b"* ok [uidnext 9] Predicted next UID\r\n",
+                Response::UidNext(9),
+            ),
+            (b"* OK [UIDNEXT 9]\r\n", Response::UidNext(9)),
+            (b"* SEARCH 1 2 3\r\n", Response::Search(vec![1, 2, 3])),
+            (b"* SEARCH\r\n", Response::Search(vec![])),
+            (b"* search 7 \r\n", Response::Search(vec![7])),
+        ] {
+            assert_eq!(parse_response(raw).unwrap(), read, "{raw:?}");
+        }
         for other in [
-            &b"* 1001 EXISTS\r\n"[..],
-            b"* OK [UIDNEXT 9] Predicted next UID\r\n",
-            b"* SEARCH 1 2 3\r\n",
-            b"* 4 EXPUNGE\r\n",
+            &b"* 4 EXPUNGE\r\n"[..],
+            b"* 2 RECENT\r\n",
+            b"* FLAGS (\\Seen \\Flagged)\r\n",
+            b"* OK [PERMANENTFLAGS (\\Seen \\*)] Flags permitted.\r\n",
+            b"* OK [HIGHESTMODSEQ 5] Highest\r\n",
+            b"* OK Still here\r\n",
+            b"* NO [ALERT] Mailbox is almost full\r\n",
+            b"* ESEARCH (TAG \"A1\") UID ALL 1:3\r\n",
             b"+ go ahead\r\n",
         ] {
             assert_eq!(parse_response(other).unwrap(), Response::Other, "{other:?}");
+        }
+        // A number that is none, or more than 32 bits: the session cannot be trusted.
+        for bad in [
+            &b"* OK [UIDVALIDITY x] no\r\n"[..],
+            b"* OK [UIDNEXT 99999999999] big\r\n",
+            b"* OK [UIDNEXT 9 unterminated\r\n",
+            b"* SEARCH 1 two\r\n",
+            b"* 99999999999 EXISTS\r\n",
+        ] {
+            assert!(parse_response(bad).is_err(), "{bad:?}");
         }
         // The middle of a response is no response: the session is out of step.
         for bad in [
@@ -669,7 +760,7 @@ mod tests {
                         assert_eq!((tag, status), ("A5", Status::Ok));
                         break;
                     }
-                    Response::Other => {}
+                    _ => {}
                 }
             }
             assert_eq!(uids, (1..=301).collect::<Vec<_>>(), "step {step}");
