@@ -178,9 +178,17 @@ async fn a_folder_of_several_chunks_is_recorded_once() {
         }
     }
 
-    // The lab's Dovecot has SEARCHRES: a pass sends the SEARCH and the FETCH together.
-    let caps = s.capabilities().await.unwrap();
+    // The lab's Dovecot has SEARCHRES: a pass sends the SEARCH and the FETCH together. The
+    // session asks for its capabilities once and keeps them: asked again, nothing is sent.
+    let before = imap::stats();
+    let caps = imap::capabilities(&mut s).await.unwrap();
     assert_eq!(scan::Searching::of(&caps), scan::Searching::Pipelined);
+    assert!(caps.has("searchres") && caps.has("IDLE") && caps.has("IMAP4rev1"));
+    assert!(!caps.has("X-GM-EXT-1"));
+    let again = imap::capabilities(&mut s).await.unwrap();
+    assert_eq!(again, caps);
+    assert_eq!(imap::stats().commands - before.commands, 1);
+    assert_eq!(imap::stats().round_trips - before.round_trips, 1);
     let report = scan::scan_seed(&app, &ours).await.unwrap();
     assert_eq!(
         (report.found, report.recorded, report.forged),
@@ -404,10 +412,20 @@ async fn a_folder_of_several_chunks_is_recorded_once() {
     .await
     .unwrap_err();
     assert!(matches!(err, scan::ScanError::Store(_)), "{err}");
+    let before = imap::stats();
     let report = scan_inbox(&app, &ours, &mut other, scan::Searching::Pipelined)
         .await
         .unwrap();
     assert_eq!((report.found, report.recorded), (0, 0));
+    // The SELECT, the search and the FETCH of its result went out together: one round trip.
+    let after = imap::stats();
+    assert_eq!(
+        (
+            after.commands - before.commands,
+            after.round_trips - before.round_trips
+        ),
+        (3, 1)
+    );
     assert_eq!(cursor().await.last_uid, top.last_uid);
     let _ = other.logout().await;
     let _ = s.logout().await;

@@ -258,37 +258,50 @@ pub async fn round_trips(b: RoundTripsBench) -> anyhow::Result<ExitCode> {
 
     let limits = SessionLimits::new(&app.config.imap);
     let mut worker = SeedWorker::new(app.clone(), limits, seed.id);
-    let start = imap::stats().commands;
+    let start = imap::stats();
     let mut steps = Vec::new();
     let (mut found, mut performed) = (0, 0);
     for pass in 0..6 {
         if pass == 1 {
             clock.advance(86_400);
         }
-        let before = imap::stats().commands;
+        let before = imap::stats();
         let (f, p) = match worker.step().await {
             StepOutcome::Scanned { scan, engage } => (scan.recorded, engage.performed),
             other => anyhow::bail!("pass {pass}: {other:?}"),
         };
-        steps.push((imap::stats().commands - before, f, p));
+        let after = imap::stats();
+        steps.push((
+            after.round_trips - before.round_trips,
+            after.commands - before.commands,
+            f,
+            p,
+        ));
         found += f;
         performed += p;
         if pass > 0 && p == 0 {
             break;
         }
     }
-    let total = imap::stats().commands - start;
+    let end = imap::stats();
+    let (trips, commands) = (
+        end.round_trips - start.round_trips,
+        end.commands - start.commands,
+    );
     println!(
         "imap round trips: {} messages ({} to spam), {found} placements recorded, {performed} actions done",
         b.count,
         b.count.div_ceil(5)
     );
-    for (i, (n, f, p)) in steps.iter().enumerate() {
-        println!("  pass {i}: {n} commands, {f} new placements, {p} actions");
+    for (i, (t, n, f, p)) in steps.iter().enumerate() {
+        println!("  pass {i}: {t} round trips ({n} commands), {f} new placements, {p} actions");
     }
     println!(
-        "imap round trips: {total} commands in all (login included) = {:.2} per message (goal <= 3)",
-        total as f64 / b.count as f64
+        "imap round trips: {trips} in all (login included) = {:.2} per message (goal <= 3); \
+         {commands} commands = {:.2} per message (commands sent together count once as a \
+         round trip)",
+        trips as f64 / b.count as f64,
+        commands as f64 / b.count as f64
     );
     drop(worker);
     cleanup(&app, &dir).await;
@@ -552,7 +565,8 @@ pub async fn scan(b: ScanBench) -> anyhow::Result<ExitCode> {
                     reset().await?;
                     let mut s = open().await?;
                     // As a pass over the seed does, from the capabilities it asks for once.
-                    let searching = Searching::of(&s.capabilities().await?);
+                    let searching =
+                        Searching::of(&*crate::engagement::imap::capabilities(&mut s).await?);
                     how = Some(searching);
                     let mut r = ScanReport::default();
                     let (done, took) = timed(hearth_scan::scan_folder(
@@ -579,7 +593,8 @@ pub async fn scan(b: ScanBench) -> anyhow::Result<ExitCode> {
                     // The same scan up to the verified sightings: what the ledger adds shows
                     // apart.
                     let mut s = open().await?;
-                    let searching = Searching::of(&s.capabilities().await?);
+                    let searching =
+                        Searching::of(&*crate::engagement::imap::capabilities(&mut s).await?);
                     let (found, took) = timed(hearth_scan::classify_folder(
                         &app, &mut s, "INBOX", searching,
                     ))

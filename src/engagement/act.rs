@@ -111,8 +111,8 @@ async fn act(
 ) -> Result<EngageReport, ScanError> {
     let pool = app.store.pool();
     let mut report = EngageReport::default();
-    let caps = session.capabilities().await.map_err(ImapError::from)?;
-    let has_move = caps.has_str("MOVE");
+    let caps = super::imap::capabilities(session).await?;
+    let has_move = caps.has("MOVE");
     let gmail = gmail::supported(&caps);
     let folders = discover_folders(session, seed).await?;
     let overrides: FolderOverrides = serde_json::from_str(&seed.record.folders).unwrap_or_default();

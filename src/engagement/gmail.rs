@@ -33,10 +33,10 @@
 
 use std::collections::HashMap;
 
-use async_imap::types::{Capabilities, Fetch};
+use async_imap::types::Fetch;
 use futures::TryStreamExt as _;
 
-use super::imap::{ImapError, Session};
+use super::imap::{Caps, ImapError, Session};
 use crate::domain::GmailTab;
 
 /// The capability that announces Gmail's extensions.
@@ -46,8 +46,8 @@ pub const CAPABILITY: &str = "X-GM-EXT-1";
 pub const IMPORTANT: &str = "\\Important";
 
 /// Whether the server speaks Gmail's extensions.
-pub fn supported(caps: &Capabilities) -> bool {
-    caps.has_str(CAPABILITY)
+pub fn supported(caps: &Caps) -> bool {
+    caps.has(CAPABILITY)
 }
 
 /// The `X-GM-LABELS` of a FETCH response, as Gmail spelled them (`\Inbox`, `Work`, …).

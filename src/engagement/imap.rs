@@ -22,6 +22,48 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send + Debug> ImapStream for T {}
 
 pub type Session = async_imap::Session<Counted<Box<dyn ImapStream>>>;
 
+/// What a logged-in server says it can do (CAPABILITY), by name, upper-cased (`IDLE`,
+/// `AUTH=PLAIN`, `X-GM-EXT-1`): capability names are case-insensitive (RFC 3501).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caps(std::collections::HashSet<String>);
+
+impl Caps {
+    /// Capabilities by their names as a server writes them.
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Caps {
+        Caps(names.into_iter().map(str::to_ascii_uppercase).collect())
+    }
+
+    fn of(caps: &async_imap::types::Capabilities) -> Caps {
+        use async_imap::types::Capability;
+        Caps(
+            caps.iter()
+                .map(|c| match c {
+                    Capability::Imap4rev1 => "IMAP4REV1".to_owned(),
+                    Capability::Auth(mech) => format!("AUTH={}", mech.to_ascii_uppercase()),
+                    Capability::Atom(name) => name.to_ascii_uppercase(),
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether the server has the capability `name` (any case).
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains(&name.to_ascii_uppercase())
+    }
+}
+
+/// The session's capabilities, asked once: the first call sends CAPABILITY, later ones
+/// return what the session keeps (they do not change once logged in, and a session's scan,
+/// engagement and IDLE each need them: one round trip for the session instead of one each).
+pub async fn capabilities(session: &mut Session) -> Result<Arc<Caps>, ImapError> {
+    if let Some(caps) = &session.get_ref().caps {
+        return Ok(Arc::clone(caps));
+    }
+    let caps = Arc::new(Caps::of(&session.capabilities().await?));
+    session.get_mut().caps = Some(Arc::clone(&caps));
+    Ok(caps)
+}
+
 /// Why a session could not be opened. The class decides what happens to the seed.
 #[derive(Debug, thiserror::Error)]
 pub enum ImapError {
@@ -58,21 +100,27 @@ pub fn login_refused(reason: &str) -> bool {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ImapStats {
     pub commands: u64,
+    /// Times a command went out after the server had answered: commands sent together
+    /// without waiting in between (a pipeline) are one round trip.
+    pub round_trips: u64,
     pub sessions_open: i64,
 }
 
 static COMMANDS: AtomicU64 = AtomicU64::new(0);
+static ROUND_TRIPS: AtomicU64 = AtomicU64::new(0);
 static SESSIONS_OPEN: AtomicI64 = AtomicI64::new(0);
 
 pub fn stats() -> ImapStats {
     ImapStats {
         commands: COMMANDS.load(Ordering::Relaxed),
+        round_trips: ROUND_TRIPS.load(Ordering::Relaxed),
         sessions_open: SESSIONS_OPEN.load(Ordering::Relaxed),
     }
 }
 
 /// The stream under every session: counts the tagged commands written through it (async-imap
-/// writes each tag, `A0001`, as its own write at the start of a line) and keeps the open-session
+/// writes each tag, `A0001`, as its own write at the start of a line) and the round trips
+/// (a command written after something was read since the last one) and keeps the open-session
 /// gauge. Sits above TLS, so it sees the plain protocol. Bytes read off it past what a reader
 /// of its own needed ([`super::wire::Reader`]) are given back ([`Counted::unread`]) and are
 /// what the session reads next.
@@ -83,6 +131,10 @@ pub struct Counted<S> {
     /// Given back, read before anything else: `unread[at..]`.
     unread: Vec<u8>,
     at: usize,
+    /// The logged-in session's capabilities, once asked ([`capabilities`]).
+    caps: Option<Arc<Caps>>,
+    /// Something was read since the last command: the next one starts a round trip.
+    answered: bool,
 }
 
 impl<S> Counted<S> {
@@ -93,6 +145,8 @@ impl<S> Counted<S> {
             at_line_start: true,
             unread: Vec::new(),
             at: 0,
+            caps: None,
+            answered: true,
         }
     }
 
@@ -132,9 +186,13 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
                 this.unread = Vec::new();
                 this.at = 0;
             }
+            this.answered |= n > 0;
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        this.answered |= buf.filled().len() > before;
+        poll
     }
 }
 
@@ -149,6 +207,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         if let Poll::Ready(Ok(n)) = &poll {
             if this.at_line_start && *n == buf.len() && is_tag(buf) {
                 COMMANDS.fetch_add(1, Ordering::Relaxed);
+                if std::mem::take(&mut this.answered) {
+                    ROUND_TRIPS.fetch_add(1, Ordering::Relaxed);
+                }
             }
             if *n > 0 {
                 this.at_line_start = buf[..*n].ends_with(b"\r\n");
@@ -263,6 +324,7 @@ async fn open(
             greeting(&mut client, &unreachable, timeout).await?;
             // Written on the plain stream, below the counting wrapper: counted here.
             COMMANDS.fetch_add(1, Ordering::Relaxed);
+            ROUND_TRIPS.fetch_add(1, Ordering::Relaxed);
             tokio::time::timeout(timeout, client.run_command_and_check_ok("STARTTLS", None))
                 .await
                 .map_err(|_| unreachable("STARTTLS timed out".into()))?
@@ -449,6 +511,17 @@ fn date_time_plain(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn capabilities_match_in_any_case() {
+        let caps = Caps::from_names(["IMAP4rev1", "IDLE", "AUTH=PLAIN", "x-gm-ext-1"]);
+        for name in ["idle", "IDLE", "X-GM-EXT-1", "auth=plain", "imap4REV1"] {
+            assert!(caps.has(name), "{name}");
+        }
+        for name in ["MOVE", "AUTH", "PLAIN", ""] {
+            assert!(!caps.has(name), "{name}");
+        }
+    }
 
     #[tokio::test]
     async fn bytes_given_back_are_read_first() {

@@ -58,8 +58,8 @@ async fn retain_session(
     cutoff: i64,
 ) -> Result<RetentionReport, ScanError> {
     let mut report = RetentionReport::default();
-    let caps = session.capabilities().await.map_err(ImapError::from)?;
-    let uidplus = caps.has_str("UIDPLUS");
+    let caps = super::imap::capabilities(session).await?;
+    let uidplus = caps.has("UIDPLUS");
     let map = discover_folders(session, seed).await?;
     let overrides: FolderOverrides = serde_json::from_str(&seed.record.folders).unwrap_or_default();
     let warmup = overrides

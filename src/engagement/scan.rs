@@ -109,7 +109,7 @@ pub async fn scan_session(
     session: &mut Session,
 ) -> Result<ScanReport, ScanError> {
     let map = discover_folders(session, seed).await?;
-    let caps = session.capabilities().await.map_err(ImapError::from)?;
+    let caps = super::imap::capabilities(session).await?;
     let gmail = gmail::supported(&caps);
     let how = Searching::of(&caps);
     let mut report = ScanReport::default();
@@ -141,8 +141,8 @@ pub enum Searching {
 
 impl Searching {
     /// Pipelined where the server offers SEARCHRES.
-    pub fn of(caps: &async_imap::types::Capabilities) -> Searching {
-        if caps.has_str("SEARCHRES") {
+    pub fn of(caps: &super::imap::Caps) -> Searching {
+        if caps.has("SEARCHRES") {
             Searching::Pipelined
         } else {
             Searching::TwoSteps

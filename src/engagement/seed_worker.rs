@@ -210,9 +210,9 @@ impl SeedWorker {
                 return Err(self.failed(&ScanError::Store(e)));
             }
         }
-        let idle = match session.capabilities().await {
-            Ok(caps) => caps.has_str("IDLE"),
-            Err(e) => return Err(self.failed(&ScanError::Imap(e.into()))),
+        let idle = match super::imap::capabilities(&mut session).await {
+            Ok(caps) => caps.has("IDLE"),
+            Err(e) => return Err(self.failed(&ScanError::Imap(e))),
         };
         self.open = Some(Open {
             session,

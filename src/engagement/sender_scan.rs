@@ -67,8 +67,8 @@ pub async fn scan_sender(app: &App, sender: &SenderRow) -> Result<ScanReport, Sc
     let mut session = super::login::open(app, endpoint, IMAP_TIMEOUT).await?;
     let result = async {
         let map = discover(&mut session).await?;
-        let caps = session.capabilities().await.map_err(ImapError::from)?;
-        let has_move = caps.has_str("MOVE");
+        let caps = super::imap::capabilities(&mut session).await?;
+        let has_move = caps.has("MOVE");
         let mut report = ScanReport::default();
         for (folder, class) in &map.scan {
             let found = scan_folder(app, sender, &mut session, folder, *class, &mut report).await?;
