@@ -536,8 +536,12 @@ async fn read_answers(
                     {
                         closed = true;
                     }
-                } else if sent[i].1 == "UID SEARCH" && selecting == Selecting::Holds {
-                    // A two-step search: the UID FETCH of what it found.
+                } else if sent[i].1 == "UID SEARCH"
+                    && selecting == Selecting::Holds
+                    && !sent.iter().any(|(_, name)| *name == "UID FETCH")
+                {
+                    // A two-step search (no FETCH of `$` went out with it): the UID FETCH of
+                    // what it found.
                     let mut uids: Vec<u32> = std::mem::take(&mut found_uids)
                         .into_iter()
                         .filter(|u| i64::from(*u) > assumed.after)
