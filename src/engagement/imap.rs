@@ -281,6 +281,20 @@ pub async fn connect_with(
     result
 }
 
+/// The TCP connection under a session, its commands sent at once (`TCP_NODELAY`): async-imap
+/// writes a command's tag and its text separately, and with Nagle's algorithm the text waits
+/// for the ACK of the tag, which the server may delay (40 ms on Linux): a stall per command,
+/// and a pipelined scan's SEARCH and FETCH would wait behind its SELECT. (With 2 ms of round
+/// trip between them, `hearth bench imap-scan --rtt-ms 2` went from 61 to 20 ms.)
+async fn connect_tcp(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, String> {
+    let tcp = tokio::time::timeout(timeout, TcpStream::connect((host, port)))
+        .await
+        .map_err(|_| "connect timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(tcp)
+}
+
 async fn open(
     endpoint: &Endpoint,
     credential: Credential<'_>,
@@ -296,10 +310,9 @@ async fn open(
         addr: addr.clone(),
         detail,
     };
-    let tcp = tokio::time::timeout(timeout, TcpStream::connect((host, endpoint.port)))
+    let tcp = connect_tcp(host, endpoint.port, timeout)
         .await
-        .map_err(|_| unreachable("connect timed out".into()))?
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(unreachable)?;
 
     let connector = || -> Result<tokio_rustls::TlsConnector, ImapError> {
         tls_connector(endpoint.ca_file.as_deref()).map_err(|e| tls_err(e.to_string()))
@@ -511,6 +524,19 @@ fn date_time_plain(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn commands_are_not_held_back_for_acks() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let tcp = connect_tcp("127.0.0.1", port, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert!(tcp.nodelay().unwrap());
+        drop(listener);
+        let refused = connect_tcp("127.0.0.1", port, Duration::from_secs(5)).await;
+        assert!(refused.is_err(), "{refused:?}");
+    }
 
     #[test]
     fn capabilities_match_in_any_case() {
