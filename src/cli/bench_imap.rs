@@ -66,6 +66,12 @@ pub struct ScanBench {
     /// two-core machine medians of 5 swung by ±20 %, of 31 by about ±10 %.
     #[arg(long, default_value_t = 31)]
     pub runs: usize,
+    /// Milliseconds of round-trip time added between every client and the lab's Dovecot, as
+    /// a network between them would (half each way, by a relay on loopback in this process;
+    /// tokio's timer rounds each delay up to the next millisecond). 0: the clients connect
+    /// to Dovecot directly.
+    #[arg(long, default_value_t = 0)]
+    pub rtt_ms: u64,
     #[arg(long, default_value = "/tmp/hearth-lab")]
     pub lab: PathBuf,
 }
@@ -74,10 +80,13 @@ fn user(i: usize) -> String {
     format!("bench{:02}@gmail.test", i % USERS + 1)
 }
 
-fn endpoint(lab: &std::path::Path, user: &str) -> Endpoint {
+/// The lab Dovecot's IMAPS port.
+const IMAPS: u16 = 1993;
+
+fn endpoint(lab: &std::path::Path, user: &str, port: u16) -> Endpoint {
     Endpoint {
         host: "127.0.0.1".into(),
-        port: 1993,
+        port,
         tls: TlsMode::Implicit,
         ca_file: Some(lab.join("tls/ca.pem")),
         username: user.into(),
@@ -86,8 +95,72 @@ fn endpoint(lab: &std::path::Path, user: &str) -> Endpoint {
 }
 
 async fn login(lab: &std::path::Path, user: &str) -> anyhow::Result<Session> {
+    login_at(lab, user, IMAPS).await
+}
+
+async fn login_at(lab: &std::path::Path, user: &str, port: u16) -> anyhow::Result<Session> {
     let pw = secrecy::SecretString::from(PASSWORD.to_owned());
-    Ok(imap::connect(&endpoint(lab, user), &pw, Duration::from_secs(30)).await?)
+    Ok(imap::connect(&endpoint(lab, user, port), &pw, Duration::from_secs(30)).await?)
+}
+
+/// A relay on loopback that holds every byte for `delay` each way before passing it on, as
+/// a network between the client and the server would; returns its port. Each connection to
+/// it is one to the lab's Dovecot.
+async fn delay_relay(delay: Duration) -> anyhow::Result<u16> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", IMAPS)).await else {
+                    return;
+                };
+                let _ = (client.set_nodelay(true), server.set_nodelay(true));
+                let (from_client, to_client) = client.into_split();
+                let (from_server, to_server) = server.into_split();
+                tokio::join!(
+                    delayed(from_client, to_server, delay),
+                    delayed(from_server, to_client, delay)
+                );
+            });
+        }
+    });
+    Ok(port)
+}
+
+/// Copies `from` to `to`, each read written `delay` after it was read (in order, never
+/// sooner); ends when either side does.
+async fn delayed(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let reading = async move {
+        let mut buf = vec![0; 64 * 1024];
+        while let Ok(n @ 1..) = from.read(&mut buf).await {
+            if tx
+                .send((Instant::now() + delay, buf[..n].to_vec()))
+                .is_err()
+            {
+                break;
+            }
+        }
+    };
+    let writing = async move {
+        while let Some((due, bytes)) = rx.recv().await {
+            // What is due already goes at once (a timer would wait for its next tick).
+            if due > Instant::now() {
+                tokio::time::sleep_until(due.into()).await;
+            }
+            if to.write_all(&bytes).await.is_err() {
+                break;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    tokio::join!(reading, writing);
 }
 
 /// An App on a fresh SQLite database with `seeds` seeds (`b<i>@gmail.test`, logging in as
@@ -96,6 +169,7 @@ async fn bench_app(
     lab: &std::path::Path,
     seeds: usize,
     sessions: usize,
+    imap_port: u16,
     clock: &ManualClock,
 ) -> anyhow::Result<(App, PathBuf)> {
     let dir = std::env::temp_dir().join(format!("hearth-bench-{}", uuid::Uuid::new_v4().simple()));
@@ -128,7 +202,7 @@ plan = {{ start_per_day = 1, max_per_day = 1000, rates = {{ open = 1.0, star = 1
     for i in 0..seeds {
         text.push_str(&format!(
             "[[seeds]]\naddress = \"b{i}@gmail.test\"\nprovider = \"gmail\"\ndaily_cap = 1000\n\
-             imap = {{ host = \"127.0.0.1\", port = 1993, tls = \"implicit\", ca_file = {ca:?}, \
+             imap = {{ host = \"127.0.0.1\", port = {imap_port}, tls = \"implicit\", ca_file = {ca:?}, \
              username = \"{}\", password = \"{PASSWORD}\" }}\n",
             user(i)
         ));
@@ -248,7 +322,7 @@ fn cleanup(app: &App, dir: &std::path::Path) -> impl std::future::Future<Output 
 /// day later (every action due) engage with it until nothing is left to do.
 pub async fn round_trips(b: RoundTripsBench) -> anyhow::Result<ExitCode> {
     let clock = ManualClock::new(crate::clock::SystemClock.now());
-    let (app, dir) = bench_app(&b.lab, 1, 10, &clock).await?;
+    let (app, dir) = bench_app(&b.lab, 1, 10, IMAPS, &clock).await?;
     let seed = store::seeds::list(app.store.pool()).await?.remove(0);
     let mut helper = login(&b.lab, &user(0)).await?;
     empty_mailbox(&mut helper).await?;
@@ -392,7 +466,7 @@ async fn timed<T>(run: impl std::future::Future<Output = T>) -> (T, Took) {
 pub async fn memory(b: MemoryBench) -> anyhow::Result<ExitCode> {
     let clock = ManualClock::new(crate::clock::SystemClock.now());
     let rss_start = proc_status("VmRSS:").unwrap_or(0);
-    let (app, dir) = bench_app(&b.lab, b.sessions, b.sessions, &clock).await?;
+    let (app, dir) = bench_app(&b.lab, b.sessions, b.sessions, IMAPS, &clock).await?;
     let rss_app = proc_status("VmRSS:").unwrap_or(0);
     let limits = SessionLimits::new(&app.config.imap);
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -522,7 +596,11 @@ pub async fn scan(b: ScanBench) -> anyhow::Result<ExitCode> {
     use crate::engagement::scan::{self as hearth_scan, ScanReport, Searching};
 
     let clock = ManualClock::new(crate::clock::SystemClock.now());
-    let (app, dir) = bench_app(&b.lab, 1, 10, &clock).await?;
+    let port = match b.rtt_ms {
+        0 => IMAPS,
+        ms => delay_relay(Duration::from_millis(ms) / 2).await?,
+    };
+    let (app, dir) = bench_app(&b.lab, 1, 10, port, &clock).await?;
     let seed = store::seeds::list(app.store.pool()).await?.remove(0);
     let who = user(0);
     let mut helper = login(&b.lab, &who).await?;
@@ -631,7 +709,7 @@ pub async fn scan(b: ScanBench) -> anyhow::Result<ExitCode> {
                 }
                 5 => {
                     let (fetched, took) = timed(async {
-                        let mut s = login(&b.lab, &who).await?;
+                        let mut s = login_at(&b.lab, &who, port).await?;
                         let fetched =
                             plain_scan(&mut s, &app.marker, PlainFetch::WholeHeader).await?;
                         let _ = s.logout().await;
@@ -648,7 +726,7 @@ pub async fn scan(b: ScanBench) -> anyhow::Result<ExitCode> {
                         3 => (PlainFetch::WholeHeader, &mut whole),
                         _ => (PlainFetch::Pipelined, &mut piped),
                     };
-                    let mut s = login(&b.lab, &who).await?;
+                    let mut s = login_at(&b.lab, &who, port).await?;
                     let (fetched, took) = timed(plain_scan(&mut s, &app.marker, how)).await;
                     let fetched = fetched?;
                     let _ = s.logout().await;
@@ -681,8 +759,14 @@ pub async fn scan(b: ScanBench) -> anyhow::Result<ExitCode> {
         Some(Searching::Pipelined) => "SEARCH + FETCH pipelined (SEARCHRES)",
         _ => "SEARCH, then FETCH",
     };
+    let network = match b.rtt_ms {
+        0 => String::new(),
+        ms => format!(
+            ", {ms} ms of round-trip time added by a relay (its CPU time is this process's too)"
+        ),
+    };
     println!(
-        "imap scan: {} new messages in INBOX, median of {} runs, logins excluded:",
+        "imap scan: {} new messages in INBOX, median of {} runs, logins excluded{network}:",
         b.count,
         b.runs.max(1)
     );
