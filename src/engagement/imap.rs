@@ -59,9 +59,28 @@ pub async fn capabilities(session: &mut Session) -> Result<Arc<Caps>, ImapError>
     if let Some(caps) = &session.get_ref().caps {
         return Ok(Arc::clone(caps));
     }
-    let caps = Arc::new(Caps::of(&session.capabilities().await?));
+    let caps = shared(Caps::of(&session.capabilities().await?));
     session.get_mut().caps = Some(Arc::clone(&caps));
     Ok(caps)
+}
+
+/// One copy of each distinct set of capabilities, however many sessions keep it: thousands
+/// of seeds are on a few servers, and a set is a few dozen strings (2 KiB a session, `hearth
+/// bench imap-memory`, before they were shared).
+fn shared(caps: Caps) -> Arc<Caps> {
+    static SETS: Mutex<Vec<std::sync::Weak<Caps>>> = Mutex::new(Vec::new());
+    let mut sets = SETS.lock().unwrap_or_else(|e| e.into_inner());
+    sets.retain(|set| set.strong_count() > 0);
+    if let Some(same) = sets
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .find(|set| **set == caps)
+    {
+        return same;
+    }
+    let caps = Arc::new(caps);
+    sets.push(Arc::downgrade(&caps));
+    caps
 }
 
 /// Why a session could not be opened. The class decides what happens to the seed.
@@ -536,6 +555,19 @@ mod tests {
         drop(listener);
         let refused = connect_tcp("127.0.0.1", port, Duration::from_secs(5)).await;
         assert!(refused.is_err(), "{refused:?}");
+    }
+
+    #[test]
+    fn sessions_share_one_copy_of_the_same_capabilities() {
+        let a = shared(Caps::from_names(["IMAP4rev1", "IDLE", "X-TEST-SHARED"]));
+        let b = shared(Caps::from_names(["idle", "imap4rev1", "x-test-shared"]));
+        let c = shared(Caps::from_names(["IMAP4rev1", "X-TEST-SHARED"]));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &c));
+        drop((a, b));
+        // Once no session keeps it, the set is gone.
+        let d = shared(Caps::from_names(["IMAP4rev1", "IDLE", "X-TEST-SHARED"]));
+        assert_eq!(Arc::strong_count(&d), 1);
     }
 
     #[test]
