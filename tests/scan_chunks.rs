@@ -90,6 +90,20 @@ fn raw(marker: &Marker, message_id: &str) -> Vec<u8> {
     [AUTH_RESULTS.as_bytes(), &built.bytes].concat()
 }
 
+/// Scans one folder of the seed alone, searching `how`: the outcome, and the report as the
+/// scan left it (also when it failed).
+async fn scan_one(
+    app: &App,
+    seed: &store::seeds::SeedRow,
+    session: &mut imap::Session,
+    (folder, class): (&str, Placement),
+    how: scan::Searching,
+) -> (Result<(), scan::ScanError>, scan::ScanReport) {
+    let mut report = scan::ScanReport::default();
+    let done = scan::scan_folder(app, seed, session, folder, class, how, &mut report).await;
+    (done, report)
+}
+
 /// Scans the seed's INBOX alone, searching `how`.
 async fn scan_inbox(
     app: &App,
@@ -97,18 +111,8 @@ async fn scan_inbox(
     session: &mut imap::Session,
     how: scan::Searching,
 ) -> Result<scan::ScanReport, scan::ScanError> {
-    let mut report = scan::ScanReport::default();
-    scan::scan_folder(
-        app,
-        seed,
-        session,
-        "INBOX",
-        Placement::Inbox,
-        how,
-        &mut report,
-    )
-    .await
-    .map(|()| report)
+    let (done, report) = scan_one(app, seed, session, ("INBOX", Placement::Inbox), how).await;
+    done.map(|()| report)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -314,18 +318,15 @@ async fn a_folder_of_several_chunks_is_recorded_once() {
     .await
     .unwrap();
     broken.marker = Marker::new("X-Hearth Refused", b"any".to_vec());
-    let mut report = scan::ScanReport::default();
-    let err = scan::scan_folder(
+    let (done, report) = scan_one(
         &broken,
         &ours,
         &mut other,
-        "INBOX",
-        Placement::Inbox,
+        ("INBOX", Placement::Inbox),
         scan::Searching::Pipelined,
-        &mut report,
     )
-    .await
-    .unwrap_err();
+    .await;
+    let err = done.unwrap_err();
     assert!(
         err.to_string().contains("UID SEARCH refused") && err.is_transient(),
         "{err}"
@@ -372,18 +373,15 @@ async fn a_folder_of_several_chunks_is_recorded_once() {
     // with it. The error names the SELECT, nothing is recorded, no cursor is kept, and the
     // same session goes on.
     for how in [scan::Searching::Pipelined, scan::Searching::TwoSteps] {
-        let mut report = scan::ScanReport::default();
-        let err = scan::scan_folder(
+        let (done, report) = scan_one(
             &app,
             &ours,
             &mut other,
-            "No Such Folder",
-            Placement::Spam,
+            ("No Such Folder", Placement::Spam),
             how,
-            &mut report,
         )
-        .await
-        .unwrap_err();
+        .await;
+        let err = done.unwrap_err();
         assert!(
             err.to_string().contains("SELECT refused") && err.is_transient(),
             "{how:?}: {err}"
@@ -400,16 +398,15 @@ async fn a_folder_of_several_chunks_is_recorded_once() {
     // The database failing while the SELECT is on its way: the error is the database's, the
     // SELECT's answer is read all the same, and the session goes on.
     broken.store.close().await;
-    let err = scan::scan_folder(
+    let err = scan_one(
         &broken,
         &ours,
         &mut other,
-        "INBOX",
-        Placement::Inbox,
+        ("INBOX", Placement::Inbox),
         scan::Searching::Pipelined,
-        &mut scan::ScanReport::default(),
     )
     .await
+    .0
     .unwrap_err();
     assert!(matches!(err, scan::ScanError::Store(_)), "{err}");
     let before = imap::stats();

@@ -217,6 +217,14 @@ async fn scan_folder_from(
 ) -> Result<Scanned, ScanError> {
     let pool = app.store.pool();
     let seen_at = app.clock.now();
+    let sighted = |imap_uidvalidity| FolderSighting {
+        seed_id: seed.id,
+        provider: seed.record.provider,
+        placement: target.class,
+        folder: target.folder,
+        imap_uidvalidity,
+        seen_at,
+    };
     let select = select_command(target.folder)?;
     let (tag, read) = tokio::join!(session.run_command(select), async {
         let mut conn = pool.acquire().await.map_err(store::StoreError::from)?;
@@ -241,13 +249,7 @@ async fn scan_folder_from(
         None => Assumed::default(),
     };
     let after = assumed.after;
-    for (command, name) in search_commands(app, target.how, after) {
-        let tag = session
-            .run_command(command)
-            .await
-            .map_err(ImapError::from)?;
-        sent.push((tag, name));
-    }
+    send(session, search_commands(app, target.how, after), &mut sent).await?;
     let (folder_tx, folder_rx) = tokio::sync::oneshot::channel();
     let (sightings, chunks) = tokio::sync::mpsc::unbounded_channel();
     let (selected, (found, recorded)) = tokio::try_join!(
@@ -265,15 +267,7 @@ async fn scan_folder_from(
             let Ok((uidvalidity, expected)) = folder_rx.await else {
                 return Ok((0, 0));
             };
-            let folder = FolderSighting {
-                seed_id: seed.id,
-                provider: seed.record.provider,
-                placement: target.class,
-                folder: target.folder,
-                imap_uidvalidity: uidvalidity,
-                seen_at,
-            };
-            record_chunks(app, &folder, &sending, expected, chunks).await
+            record_chunks(app, &sighted(uidvalidity), &sending, expected, chunks).await
         },
     )?;
     let Some(selected) = selected else {
@@ -289,16 +283,22 @@ async fn scan_folder_from(
     let high = after
         .max(selected.high)
         .max(selected.uid_next.map_or(0, |next| i64::from(next) - 1));
-    let folder = FolderSighting {
-        seed_id: seed.id,
-        provider: seed.record.provider,
-        placement: target.class,
-        folder: target.folder,
-        imap_uidvalidity: selected.uidvalidity,
-        seen_at,
-    };
+    let folder = sighted(selected.uidvalidity);
     store::scan_batch::set_cursor_on(&app.store, &folder, high, app.clock.now()).await?;
     Ok(Scanned::Done)
+}
+
+/// Sends `commands` (each with its name, for errors) one after the other without waiting
+/// for answers, adding their tags to `sent`.
+async fn send(
+    session: &mut Session,
+    commands: impl IntoIterator<Item = (String, &'static str)>,
+    sent: &mut Vec<(async_imap::imap_proto::RequestId, &'static str)>,
+) -> Result<(), ImapError> {
+    for (command, name) in commands {
+        sent.push((session.run_command(command).await?, name));
+    }
+    Ok(())
 }
 
 /// `SELECT "folder"`, the name quoted as async-imap quotes it (a name with a line break in
@@ -349,18 +349,14 @@ pub(crate) async fn classify_folder(
     folder: &str,
     how: Searching,
 ) -> Result<Vec<Sighting>, ScanError> {
-    let tag = session
-        .run_command(select_command(folder)?)
-        .await
-        .map_err(ImapError::from)?;
-    let mut sent = vec![(tag, "SELECT")];
-    for (command, name) in search_commands(app, how, 0) {
-        let tag = session
-            .run_command(command)
-            .await
-            .map_err(ImapError::from)?;
-        sent.push((tag, name));
-    }
+    let mut sent = Vec::new();
+    let select = (select_command(folder)?, "SELECT");
+    send(
+        session,
+        std::iter::once(select).chain(search_commands(app, how, 0)),
+        &mut sent,
+    )
+    .await?;
     let (folder_tx, _folder) = tokio::sync::oneshot::channel();
     let (out, mut sightings) = tokio::sync::mpsc::unbounded_channel();
     let collect = async {
@@ -550,11 +546,7 @@ async fn read_answers(
                     if !uids.is_empty() {
                         let items = marked::fetch_items(&app.marker);
                         let command = format!("UID FETCH {} {items}", uid_set(&uids));
-                        let tag = session
-                            .run_command(command)
-                            .await
-                            .map_err(ImapError::from)?;
-                        sent.push((tag, "UID FETCH"));
+                        send(session, [(command, "UID FETCH")], &mut sent).await?;
                         answered.push(false);
                     }
                 }
@@ -576,17 +568,17 @@ fn sighting(
     app: &App,
     attrs: &super::wire::FetchAttrs<'_>,
     after: i64,
-    fetched: &mut Selected,
+    selected: &mut Selected,
 ) -> Option<Sighting> {
     let uid = attrs.uid.map_or(0, i64::from);
     if uid <= after {
         return None;
     }
-    fetched.high = fetched.high.max(uid);
+    selected.high = selected.high.max(uid);
     let (mut seen, message_id) = match marked::check_wire(&app.marker, attrs) {
         Marked::Unmarked => return None,
         Marked::Forged => {
-            fetched.forged += 1;
+            selected.forged += 1;
             return None;
         }
         Marked::Genuine(seen, id) => (seen, id),

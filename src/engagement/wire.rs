@@ -638,19 +638,15 @@ mod tests {
         ] {
             assert_eq!(parse_response(other).unwrap(), Response::Other, "{other:?}");
         }
-        // A number that is none, or more than 32 bits: the session cannot be trusted.
         for bad in [
+            // A number that is none, or more than 32 bits: the session cannot be trusted.
             &b"* OK [UIDVALIDITY x] no\r\n"[..],
             b"* OK [UIDNEXT 99999999999] big\r\n",
             b"* OK [UIDNEXT 9 unterminated\r\n",
             b"* SEARCH 1 two\r\n",
             b"* 99999999999 EXISTS\r\n",
-        ] {
-            assert!(parse_response(bad).is_err(), "{bad:?}");
-        }
-        // The middle of a response is no response: the session is out of step.
-        for bad in [
-            &b"1 EXISTS\r\n"[..],
+            // The middle of a response is no response: the session is out of step.
+            b"1 EXISTS\r\n",
             b"A1 MAYBE\r\n",
             b"\r\n",
             b"(x) OK\r\n",
