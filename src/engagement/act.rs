@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use futures::TryStreamExt as _;
 
+use super::folders::FolderMap;
 use super::imap::{ImapError, Session};
 use super::scan::{ScanError, discover_folders};
 use super::{decide, gmail, reply};
-use crate::config::FolderOverrides;
 use crate::domain::{EngagementAction, Placement};
 use crate::startup::{App, CampaignSpec};
 use crate::store::{self, ledger::EngageCandidate, seeds::SeedRow};
@@ -57,17 +57,22 @@ pub async fn engage_seed(app: &App, seed: &SeedRow) -> Result<EngageReport, Scan
         return Ok(EngageReport::default());
     }
     let mut session = super::login::open(app, &seed.record.imap, IMAP_TIMEOUT).await?;
-    let result = act(app, seed, &mut session, &due).await;
+    let result = match discover_folders(&mut session, seed).await {
+        Ok(folders) => act(app, seed, &mut session, &folders, &due).await,
+        Err(e) => Err(e.into()),
+    };
     let _ = session.logout().await;
     result
 }
 
-/// The same pass over a session that is already open (the seed workers keep theirs). Sends
-/// nothing to the server when nothing is due.
+/// The same pass over a session that is already open (the seed workers keep theirs), in the
+/// folders its scan listed ([`super::scan::discover_folders`]: one LIST for the worker's
+/// pass). Sends nothing to the server when nothing is due.
 pub async fn engage_session(
     app: &App,
     seed: &SeedRow,
     session: &mut Session,
+    folders: &FolderMap,
 ) -> Result<EngageReport, ScanError> {
     let now = app.clock.now();
     let candidates =
@@ -80,7 +85,7 @@ pub async fn engage_session(
     if due.is_empty() {
         return Ok(EngageReport::default());
     }
-    act(app, seed, session, &due).await
+    act(app, seed, session, folders, &due).await
 }
 
 /// The actions of a candidate whose time has come and that are not recorded yet.
@@ -107,6 +112,7 @@ async fn act(
     app: &App,
     seed: &SeedRow,
     session: &mut Session,
+    folders: &FolderMap,
     due: &[Due],
 ) -> Result<EngageReport, ScanError> {
     let pool = app.store.pool();
@@ -114,28 +120,26 @@ async fn act(
     let caps = super::imap::capabilities(session).await?;
     let has_move = caps.has("MOVE");
     let gmail = gmail::supported(&caps);
-    let folders = discover_folders(session, seed).await?;
-    let overrides: FolderOverrides = serde_json::from_str(&seed.record.folders).unwrap_or_default();
-    let warmup = overrides
-        .warmup
-        .clone()
-        .unwrap_or_else(|| DEFAULT_WARMUP_FOLDER.to_owned());
+    let warmup = &folders.warmup;
     let wanted: HashMap<&str, &Due> = due
         .iter()
         .map(|d| (crate::mark::bare_message_id(&d.message_id), d))
         .collect();
 
-    // Where is each message now? Inbox, spam, other delivery folders, and the warm-up folder.
-    let mut places: Vec<(String, Placement)> = folders.scan.clone();
-    places.push((warmup.clone(), Placement::Other));
+    // Where is each message now? Inbox, spam, other delivery folders, and the warm-up folder
+    // if there is one. Each folder's SELECT, search and fetch go out together (one round trip
+    // where the server has SEARCHRES), and only genuinely marked mail counts.
+    let mut places: Vec<&str> = folders.scan.iter().map(|(f, _)| f.as_str()).collect();
+    if folders.warmup_listed {
+        places.push(warmup);
+    }
+    let how = super::scan::Searching::of(&caps);
     let mut located: HashMap<String, (String, u32)> = HashMap::new();
-    for (folder, _) in &places {
-        if session.select(folder).await.is_err() {
-            continue; // the warm-up folder may not exist yet
-        }
-        for (mid, uid) in marked_in_folder(session, &app.marker).await? {
-            if wanted.contains_key(mid.as_str()) {
-                located.insert(mid, (folder.clone(), uid));
+    for folder in places {
+        for s in super::scan::classify_folder(app, session, folder, how).await? {
+            let (mid, uid) = (crate::mark::bare_message_id(&s.message_id), s.imap_uid);
+            if let (true, Some(Ok(uid))) = (wanted.contains_key(mid), uid.map(u32::try_from)) {
+                located.insert(mid.to_owned(), (folder.to_owned(), uid));
             }
         }
     }
@@ -149,8 +153,7 @@ async fn act(
             None => report.not_found += 1,
         }
     }
-    let mut warmup_exists =
-        places.iter().any(|(f, _)| *f == warmup) && located.values().any(|(f, _)| *f == warmup);
+    let mut warmup_exists = folders.warmup_listed;
     for (folder, items) in by_folder {
         session.select(&folder).await.map_err(ImapError::from)?;
         let in_spam = spam.as_deref() == Some(folder.as_str());
@@ -265,10 +268,10 @@ async fn act(
             if in_inbox {
                 if !warmup_exists {
                     // Created when missing; an "already exists" answer is fine.
-                    let _ = session.create(&warmup).await;
+                    let _ = session.create(warmup).await;
                     warmup_exists = true;
                 }
-                move_uids(session, &uid_set(&file), &warmup, has_move).await?;
+                move_uids(session, &uid_set(&file), warmup, has_move).await?;
                 report.performed += record(
                     app,
                     &file,
@@ -276,7 +279,7 @@ async fn act(
                     &format!("{folder} → {warmup}"),
                 )
                 .await?;
-            } else if folder == warmup {
+            } else if folder == *warmup {
                 report.recognised +=
                     record(app, &file, EngagementAction::File, "already filed").await?;
             }
@@ -362,44 +365,6 @@ async fn queue_replies(
         }
     }
     Ok((new, old))
-}
-
-/// `(Message-ID without brackets, UID)` of every marked message in the selected folder.
-async fn marked_in_folder(
-    session: &mut Session,
-    marker: &crate::mark::Marker,
-) -> Result<Vec<(String, u32)>, ScanError> {
-    let uids = session
-        .uid_search(marker.search_key())
-        .await
-        .map_err(ImapError::from)?;
-    if uids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut list: Vec<u32> = uids.into_iter().collect();
-    list.sort_unstable();
-    let set = list
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let fetches: Vec<_> = session
-        .uid_fetch(&set, "(UID BODY.PEEK[HEADER])")
-        .await
-        .map_err(ImapError::from)?
-        .try_collect()
-        .await
-        .map_err(ImapError::from)?;
-    let mut out = Vec::new();
-    for f in &fetches {
-        let (Some(uid), Some(raw)) = (f.uid, f.header()) else {
-            continue;
-        };
-        if let Some(id) = super::headers::parse(raw, marker.header()).message_id {
-            out.push((crate::mark::bare_message_id(&id).to_owned(), uid));
-        }
-    }
-    Ok(out)
 }
 
 fn uid_set(items: &[(&Due, u32)]) -> String {

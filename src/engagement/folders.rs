@@ -32,6 +32,11 @@ pub struct FolderMap {
     pub spam: Option<String>,
     /// Every folder to search for warm-up mail, with the placement a find there means.
     pub scan: Vec<(String, Placement)>,
+    /// The folder warm-up mail is filed into (the seed's override, or
+    /// [`super::act::DEFAULT_WARMUP_FOLDER`]), and whether the server listed it: engagement
+    /// looks there only if it exists, and creates it when it first files a message.
+    pub warmup: String,
+    pub warmup_listed: bool,
 }
 
 /// Names that mean "spam" on servers that do not announce SPECIAL-USE, per provider first.
@@ -107,12 +112,10 @@ pub fn discover(
                 .map(|n| (*n).to_owned())
         });
     // Mail filed there was found (and recorded) elsewhere first; delivery never lands there.
-    let warmup = Some(
-        overrides
-            .warmup
-            .as_deref()
-            .unwrap_or(super::act::DEFAULT_WARMUP_FOLDER),
-    );
+    let warmup = overrides
+        .warmup
+        .clone()
+        .unwrap_or_else(|| super::act::DEFAULT_WARMUP_FOLDER.to_owned());
     let mut scan = vec![(inbox.clone(), Placement::Inbox)];
     if let Some(s) = &spam {
         scan.push((s.clone(), Placement::Spam));
@@ -122,7 +125,7 @@ pub fn discover(
             || f.name.eq_ignore_ascii_case("INBOX")
             || f.name == inbox
             || Some(&f.name) == spam.as_ref()
-            || Some(f.name.as_str()) == warmup
+            || f.name == warmup
             || f.special_use.is_some()
             || NOT_DELIVERY
                 .iter()
@@ -133,7 +136,13 @@ pub fn discover(
             scan.push((f.name.clone(), Placement::Other));
         }
     }
-    FolderMap { inbox, spam, scan }
+    FolderMap {
+        inbox,
+        spam,
+        scan,
+        warmup_listed: exists(&warmup),
+        warmup,
+    }
 }
 
 fn last_segment(name: &str) -> &str {
@@ -220,6 +229,27 @@ mod tests {
         );
         let y = discover(&yahoo, Provider::Yahoo, &none);
         assert_eq!(y.spam.as_deref(), Some("Bulk"));
+        assert_eq!((y.warmup.as_str(), y.warmup_listed), ("Warmup", false));
+        let filed = [f("INBOX", None), f("Warmup", None), f("Hearth", None)];
+        let w = discover(&filed, Provider::Other, &none);
+        assert_eq!((w.warmup.as_str(), w.warmup_listed), ("Warmup", true));
+        assert_eq!(
+            w.scan.len(),
+            2,
+            "the warm-up folder is not scanned: {:?}",
+            w.scan
+        );
+        let elsewhere = FolderOverrides {
+            warmup: Some("Hearth".into()),
+            ..Default::default()
+        };
+        let h = discover(&filed, Provider::Other, &elsewhere);
+        assert_eq!((h.warmup.as_str(), h.warmup_listed), ("Hearth", true));
+        assert!(
+            h.scan.iter().any(|(name, _)| name == "Warmup"),
+            "{:?}",
+            h.scan
+        );
         // An unknown provider still finds Yahoo's name; an override wins over everything.
         assert_eq!(
             discover(&outlook, Provider::Other, &none).spam.as_deref(),

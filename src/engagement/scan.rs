@@ -109,6 +109,17 @@ pub async fn scan_session(
     session: &mut Session,
 ) -> Result<ScanReport, ScanError> {
     let map = discover_folders(session, seed).await?;
+    scan_folders(app, seed, session, &map).await
+}
+
+/// Scans the folders of `map` ([`discover_folders`]) over an open session: a worker's pass
+/// lists the folders once for its scan and its engagement.
+pub async fn scan_folders(
+    app: &App,
+    seed: &SeedRow,
+    session: &mut Session,
+    map: &FolderMap,
+) -> Result<ScanReport, ScanError> {
     let caps = super::imap::capabilities(session).await?;
     let gmail = gmail::supported(&caps);
     let how = Searching::of(&caps);
@@ -340,9 +351,10 @@ fn search_commands(app: &App, how: Searching, after: i64) -> Vec<(String, &'stat
     }
 }
 
-/// The first half of [`scan_folder`] alone, for the scan bench's breakdown: SELECT, search
-/// and fetch every marked message of `folder`, verify and read each; nothing is recorded,
-/// no cursor read or moved. Returns the verified sightings.
+/// The first half of [`scan_folder`] alone: SELECT, search and fetch every marked message of
+/// `folder`, verify and read each; nothing is recorded, no cursor read or moved. Returns the
+/// verified sightings. Engagement finds its messages with it (where each is now), and the scan
+/// bench times it apart from the ledger.
 pub(crate) async fn classify_folder(
     app: &App,
     session: &mut Session,
@@ -350,13 +362,9 @@ pub(crate) async fn classify_folder(
     how: Searching,
 ) -> Result<Vec<Sighting>, ScanError> {
     let mut sent = Vec::new();
-    let select = (select_command(folder)?, "SELECT");
-    send(
-        session,
-        std::iter::once(select).chain(search_commands(app, how, 0)),
-        &mut sent,
-    )
-    .await?;
+    let mut commands = vec![(select_command(folder)?, "SELECT")];
+    commands.extend(search_commands(app, how, 0));
+    send(session, commands, &mut sent).await?;
     let (folder_tx, _folder) = tokio::sync::oneshot::channel();
     let (out, mut sightings) = tokio::sync::mpsc::unbounded_channel();
     let collect = async {

@@ -129,14 +129,15 @@ impl SeedWorker {
         {
             return outcome;
         }
-        let open = self.open.as_mut().expect("logged in above");
-        let scanned = scan::scan_session(&app, &seed, &mut open.session).await;
-        let result = match scanned {
-            Ok(scan) => act::engage_session(&app, &seed, &mut open.session)
-                .await
-                .map(|engage| (scan, engage)),
-            Err(e) => Err(e),
-        };
+        let session = &mut self.open.as_mut().expect("logged in above").session;
+        // One LIST for the pass: the scan and the engagement look in the same folders.
+        let result = async {
+            let folders = scan::discover_folders(session, &seed).await?;
+            let scan = scan::scan_folders(&app, &seed, session, &folders).await?;
+            let engage = act::engage_session(&app, &seed, session, &folders).await?;
+            Ok::<_, ScanError>((scan, engage))
+        }
+        .await;
         match result {
             Ok((scan, engage)) => {
                 self.failures = 0;

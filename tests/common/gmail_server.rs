@@ -456,6 +456,27 @@ fn tokenize(s: &str) -> Vec<String> {
     out
 }
 
+/// The fields of `header` named in `names` (upper case), folded lines and all, in the
+/// header's order, then the empty line: `BODY[HEADER.FIELDS (…)]` (RFC 3501).
+fn header_fields(header: &str, names: &[&str]) -> String {
+    let mut out = String::new();
+    let mut keep = false;
+    for line in header.split_inclusive("\r\n") {
+        if line == "\r\n" {
+            break;
+        }
+        if !line.starts_with([' ', '\t']) {
+            let name = line.split(':').next().unwrap_or("").to_ascii_uppercase();
+            keep = names.contains(&name.as_str());
+        }
+        if keep {
+            out.push_str(line);
+        }
+    }
+    out.push_str("\r\n");
+    out
+}
+
 /// `* n FETCH (…)` with the items asked for, in Gmail's order (labels first).
 fn fetch_line(seq: usize, m: &Message, items: &str) -> Vec<u8> {
     let items = items.to_ascii_uppercase();
@@ -475,6 +496,16 @@ fn fetch_line(seq: usize, m: &Message, items: &str) -> Vec<u8> {
     };
     if items.contains("BODY.PEEK[HEADER]") {
         parts.push(literal("BODY[HEADER]", &m.header));
+    } else if let Some(fields) = items
+        .split_once("BODY.PEEK[HEADER.FIELDS (")
+        .and_then(|(_, rest)| rest.split_once(")]"))
+        .map(|(fields, _)| fields)
+    {
+        let names: Vec<&str> = fields.split(' ').collect();
+        parts.push(literal(
+            &format!("BODY[HEADER.FIELDS ({fields})]"),
+            &header_fields(&m.header, &names),
+        ));
     } else if items.contains("BODY.PEEK[]") {
         parts.push(literal("BODY[]", &format!("{}{}", m.header, m.body)));
     }
