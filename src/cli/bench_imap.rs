@@ -788,18 +788,23 @@ pub async fn scan(b: ScanBench) -> anyhow::Result<ExitCode> {
     println!(
         "  plain async-imap, Hearth's SEARCH + FETCH pipelined (SEARCHRES), no database: {q:.1} ms"
     );
+    // The goal (issue 5): scanning and classifying takes no longer than the plain client's
+    // same UID SEARCH and FETCH. The whole scan also makes each placement durable, which the
+    // plain client does not do: on a machine whose cores the server shares, that write's CPU
+    // time shows in the wall time, over a network it is hidden behind the round trips.
     println!(
-        "imap scan: ratio Hearth/plain {:.2} (same SEARCH and FETCH), {:.2} (whole headers), \
-         {:.2} (the plain client pipelining them too)",
+        "imap scan: scan and classify (the goal's measure), ratio Hearth/plain {:.2} (same SEARCH \
+         and FETCH; goal <= 1), {:.2} (the plain client pipelining them too)",
+        c / s,
+        c / q
+    );
+    println!(
+        "imap scan: the whole scan, placements made durable in the ledger, ratio Hearth/plain \
+         {:.2} (same SEARCH and FETCH), {:.2} (whole headers), {:.2} (the plain client \
+         pipelining them too)",
         h / s,
         h / w,
         h / q
-    );
-    println!(
-        "imap scan: without the ledger (scan and classify only), ratio Hearth/plain {:.2} (same \
-         SEARCH and FETCH), {:.2} (the plain client pipelining them too)",
-        c / s,
-        c / q
     );
     if let (Some(hc), Some(sc)) = (cpu(&folder, |c| c.process), cpu(&same, |c| c.process)) {
         // The client's own work: Dovecot's and its TLS proxy's are in other processes.
