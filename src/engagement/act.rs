@@ -136,9 +136,10 @@ async fn act(
     let how = super::scan::Searching::of(&caps);
     let mut located: HashMap<String, (String, u32)> = HashMap::new();
     for folder in places {
-        for s in super::scan::classify_folder(app, session, folder, how).await? {
-            let (mid, uid) = (crate::mark::bare_message_id(&s.message_id), s.imap_uid);
-            if let (true, Some(Ok(uid))) = (wanted.contains_key(mid), uid.map(u32::try_from)) {
+        for found in super::scan::classify_folder(app, session, folder, how).await? {
+            let mid = crate::mark::bare_message_id(&found.message_id);
+            let uid = found.imap_uid.and_then(|uid| u32::try_from(uid).ok());
+            if let Some(uid) = uid.filter(|_| wanted.contains_key(mid)) {
                 located.insert(mid.to_owned(), (folder.to_owned(), uid));
             }
         }
