@@ -44,6 +44,11 @@ async fn session(lab: &Path) -> imap::Session {
 }
 
 /// Queues one send per Message-ID to `seed_id` and returns the Message-IDs.
+/// Runs one statement on the test's database (resetting the ledger or the cursors).
+async fn sql(pool: &sqlx::AnyPool, statement: &'static str) {
+    sqlx::query(statement).execute(pool).await.unwrap();
+}
+
 async fn queue(app: &App, campaign_id: i64, seed_id: i64, n: usize) -> Vec<String> {
     let domain = DomainName::parse("sender.test").unwrap();
     let sends: Vec<NewSend> = (0..n)
@@ -248,10 +253,7 @@ async fn a_folder_of_several_chunks_is_recorded_once() {
     assert_eq!((report.found, report.recorded, report.forged), (1, 1, 0));
 
     // From the start again (the cursor forgotten): all found, nothing recorded twice.
-    sqlx::query("DELETE FROM imap_cursors")
-        .execute(&pool)
-        .await
-        .unwrap();
+    sql(&pool, "DELETE FROM imap_cursors").await;
     let report = scan::scan_seed(&app, &ours).await.unwrap();
     assert_eq!((report.found, report.recorded, report.forged), (251, 0, 5));
     let ledger = |pool: sqlx::AnyPool| async move {
@@ -281,14 +283,8 @@ async fn a_folder_of_several_chunks_is_recorded_once() {
         }
     };
     let moved_to = cursor().await;
-    sqlx::query("DELETE FROM placements")
-        .execute(&pool)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM imap_cursors")
-        .execute(&pool)
-        .await
-        .unwrap();
+    sql(&pool, "DELETE FROM placements").await;
+    sql(&pool, "DELETE FROM imap_cursors").await;
     let mut other = session(&lab).await;
     let report = scan_inbox(&app, &ours, &mut other, scan::Searching::TwoSteps)
         .await
@@ -347,14 +343,12 @@ async fn a_folder_of_several_chunks_is_recorded_once() {
     // UIDVALIDITY and stops where it stood. Both ways of searching.
     let top = cursor().await;
     for how in [scan::Searching::Pipelined, scan::Searching::TwoSteps] {
-        sqlx::query("DELETE FROM placements")
-            .execute(&pool)
-            .await
-            .unwrap();
-        sqlx::query("UPDATE imap_cursors SET uidvalidity = uidvalidity + 1")
-            .execute(&pool)
-            .await
-            .unwrap();
+        sql(&pool, "DELETE FROM placements").await;
+        sql(
+            &pool,
+            "UPDATE imap_cursors SET uidvalidity = uidvalidity + 1",
+        )
+        .await;
         let report = scan_inbox(&app, &ours, &mut other, how).await.unwrap();
         assert_eq!(
             (report.found, report.recorded, report.forged),
